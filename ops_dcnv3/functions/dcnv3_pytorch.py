@@ -34,18 +34,18 @@ def dcnv3_core_pytorch(input: torch.Tensor, offset: torch.Tensor, mask: torch.Te
           ).repeat_interleave(kernel_h)
     gy = (torch.arange(kernel_h, device=dev, dtype=dtype) * dilation_h - half_h
           ).repeat(kernel_w)
-    off = offset.to(dtype).view(N, Ho, Wo, G, P, 2)
+    off = offset.to(dtype).reshape(N, Ho, Wo, G, P, 2)
     x = cx.view(1, 1, Wo, 1, 1) + (gx + off[..., 0]) * offset_scale
     y = cy.view(1, Ho, 1, 1, 1) + (gy + off[..., 1]) * offset_scale
 
     # grid_sample(align_corners=False) puts pixel k's centre at (2k + 1) / size - 1.
     grid = torch.stack(((2 * x + 1) / W - 1, (2 * y + 1) / H - 1), dim=-1)
     grid = grid.permute(0, 3, 1, 2, 4, 5).reshape(N * G, Ho * Wo, P, 2)
-    value = input.to(dtype).view(N, H, W, G, D).permute(0, 3, 4, 1, 2)
+    value = input.to(dtype).reshape(N, H, W, G, D).permute(0, 3, 4, 1, 2)
     value = value.reshape(N * G, D, H, W)
     sampled = F.grid_sample(value, grid, mode='bilinear', padding_mode='zeros',
                             align_corners=False)  # (N*G, D, Ho*Wo, P)
-    weight = mask.to(dtype).view(N, Ho * Wo, G, P).transpose(1, 2)
+    weight = mask.to(dtype).reshape(N, Ho * Wo, G, P).transpose(1, 2)
     out = (sampled * weight.reshape(N * G, 1, Ho * Wo, P)).sum(-1)
     out = out.view(N, G, D, Ho, Wo).permute(0, 3, 4, 1, 2).reshape(N, Ho, Wo, G * D)
     return out.to(out_dtype)

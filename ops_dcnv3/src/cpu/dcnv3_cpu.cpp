@@ -104,32 +104,36 @@ void backward_kernel(const Geometry& g, const T* __restrict__ x,
               goff_px[2 * k + 1] = T(0);
               continue;
             }
+            // Per corner q: s[q] = <grad_out, x at q> over the group's D
+            // channels, fused with the scatter of grad_out * m * w[q] into
+            // the input gradient. The mask and location gradients are then
+            // weighted sums of the four s[q].
             const Corners<T>& c = pt.c;
-            const T* a0 = xg + c.idx[0];
-            const T* a1 = xg + c.idx[1];
-            const T* a2 = xg + c.idx[2];
-            const T* a3 = xg + c.idx[3];
-            T acc_m = 0, acc_y = 0, acc_x = 0;
-#pragma omp simd reduction(+ : acc_m, acc_y, acc_x)
-            for (int64_t d = 0; d < D; ++d) {
-              const T v0 = a0[d], v1 = a1[d], v2 = a2[d], v3 = a3[d];
-              const T god = go[d];
-              acc_m += god * (c.w[0] * v0 + c.w[1] * v1 + c.w[2] * v2 + c.w[3] * v3);
-              acc_y += god * (c.wy[0] * v0 + c.wy[1] * v1 + c.wy[2] * v2 + c.wy[3] * v3);
-              acc_x += god * (c.wx[0] * v0 + c.wx[1] * v1 + c.wx[2] * v2 + c.wx[3] * v3);
+            T s[4];
+            for (int q = 0; q < 4; ++q) {
+              s[q] = T(0);
+              // Outside corners have all-zero coefficients (and alias index 0).
+              if (c.w[q] == T(0) && c.wy[q] == T(0) && c.wx[q] == T(0)) continue;
+              const T* v = xg + c.idx[q];
+              T* dst = gxg + c.idx[q];
+              const T wq = pt.m * c.w[q];
+              T sq = T(0);
+#pragma omp simd reduction(+ : sq)
+              for (int64_t d = 0; d < D; ++d) {
+                sq += go[d] * v[d];
+                dst[d] += wq * go[d];
+              }
+              s[q] = sq;
+            }
+            T acc_m = T(0), acc_y = T(0), acc_x = T(0);
+            for (int q = 0; q < 4; ++q) {
+              acc_m += c.w[q] * s[q];
+              acc_y += c.wy[q] * s[q];
+              acc_x += c.wx[q] * s[q];
             }
             gm_px[k] = acc_m;
             goff_px[2 * k] = pt.m * acc_x * scale;
             goff_px[2 * k + 1] = pt.m * acc_y * scale;
-            // Scatter into the input gradient, one corner at a time (invalid
-            // corners alias index 0 with weight 0, so they are skipped).
-            for (int q = 0; q < 4; ++q) {
-              if (c.w[q] == T(0)) continue;
-              const T wq = pt.m * c.w[q];
-              T* dst = gxg + c.idx[q];
-#pragma omp simd
-              for (int64_t d = 0; d < D; ++d) dst[d] += wq * go[d];
-            }
           }
         }
       }
