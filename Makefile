@@ -8,6 +8,13 @@ MMCV_VERSION := 2.1.0
 
 .PHONY: install test demo bench clean
 
+# ops_dcnv3 and the project are editable installs of one checkout: redo them
+# when they point at another one (e.g. after a run in a fresh clone).
+INSTALLED_AT := $(shell cd / && $(PYTHON) -c 'import os, ops_dcnv3; print(os.path.dirname(os.path.dirname(ops_dcnv3.__file__)))' 2>/dev/null)
+ifneq ($(INSTALLED_AT),$(CURDIR))
+$(shell rm -f $(STAMPS)/ops $(STAMPS)/project)
+endif
+
 install: $(STAMPS)/project
 
 # torch: keep the one installed (GPU users bring their own CUDA build);
