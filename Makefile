@@ -3,7 +3,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMPS := .make
-OPS_SOURCES := $(shell find ops_dcnv3 -name '*.cpp' -o -name '*.cu' -o -name '*.h' -o -name 'setup.py')
+OPS_SOURCES := $(shell find ops_dcnv3/src ops_dcnv3/setup.py -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' -o -name '*.h' -o -name 'setup.py')
 MMCV_VERSION := 2.1.0
 
 .PHONY: install test demo bench clean
@@ -53,7 +53,13 @@ $(STAMPS)/project: $(STAMPS)/deps $(STAMPS)/ops pyproject.toml
 	$(PIP) install --no-build-isolation --no-deps -e .
 	@touch $@
 
-test: install
+# Compile-only check of the CUDA sources against the installed torch's
+# headers, so CUDA compile errors show without a GPU (skipped without nvcc).
+$(STAMPS)/cuda-compile: $(STAMPS)/torch $(OPS_SOURCES) ops_dcnv3/check_cuda_compile.py
+	$(PYTHON) ops_dcnv3/check_cuda_compile.py
+	@touch $@
+
+test: install $(STAMPS)/cuda-compile
 	$(PYTHON) -m pytest tests
 
 demo: install

@@ -6,14 +6,19 @@ GPU is visible or FORCE_CUDA=1. Needs torch only.
 """
 import glob
 import os
+import re
+import subprocess
 
 import torch
 from setuptools import setup
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# V100 (7.0) through H100 (9.0), used when no GPU is visible to pick from.
+# Used when no GPU is visible to pick from: V100 (7.0) through H100 (9.0), plus
+# PTX for newer GPUs. CUDA 13 dropped sm_70 (Volta), so from CUDA 13 on the
+# list starts at T4/Turing (7.5).
 DEFAULT_CUDA_ARCHS = '7.0;7.5;8.0;8.6;8.9;9.0+PTX'
+DEFAULT_CUDA_ARCHS_CUDA13 = '7.5;8.0;8.6;8.9;9.0+PTX'
 
 
 def want_cuda() -> bool:
@@ -28,6 +33,40 @@ def want_cuda() -> bool:
     return force or torch.cuda.is_available()
 
 
+def cuda_toolkit_version():
+    """((major, minor), source) of the toolkit that compiles the kernels: from
+    `nvcc --version` of torch's CUDA_HOME, else torch.version.cuda."""
+    if CUDA_HOME is not None:
+        nvcc = os.path.join(CUDA_HOME, 'bin', 'nvcc')
+        try:
+            out = subprocess.run([nvcc, '--version'], capture_output=True, text=True,
+                                 check=True).stdout
+            m = re.search(r'release (\d+)\.(\d+)', out)
+            if m:
+                return (int(m.group(1)), int(m.group(2))), nvcc + ' --version'
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    if torch.version.cuda:
+        major, minor = torch.version.cuda.split('.')[:2]
+        return (int(major), int(minor)), 'torch.version.cuda'
+    return None, 'unknown'
+
+
+def default_cuda_archs() -> str:
+    """TORCH_CUDA_ARCH_LIST for a build without a visible GPU; prints why."""
+    version, source = cuda_toolkit_version()
+    shown = '.'.join(map(str, version)) if version else 'unknown'
+    if version is not None and version >= (13, 0):
+        archs = DEFAULT_CUDA_ARCHS_CUDA13
+        why = 'CUDA >= 13 has no sm_70 (Volta): T4 (7.5) through H100 (9.0) + PTX'
+    else:
+        archs = DEFAULT_CUDA_ARCHS
+        why = 'CUDA < 13: V100 (7.0) through H100 (9.0) + PTX'
+    print(f'ops_dcnv3: no GPU visible and TORCH_CUDA_ARCH_LIST unset; CUDA {shown} '
+          f'(from {source}): using TORCH_CUDA_ARCH_LIST={archs} ({why})')
+    return archs
+
+
 def make_extension():
     src = os.path.join(HERE, 'src')
     sources = [os.path.join(src, 'dcnv3_api.cpp')] + sorted(
@@ -38,11 +77,15 @@ def make_extension():
         return CppExtension('ops_dcnv3._C', sources, include_dirs=[src],
                             extra_compile_args={'cxx': cxx_flags})
     if not torch.cuda.is_available() and not os.environ.get('TORCH_CUDA_ARCH_LIST'):
-        os.environ['TORCH_CUDA_ARCH_LIST'] = DEFAULT_CUDA_ARCHS
+        os.environ['TORCH_CUDA_ARCH_LIST'] = default_cuda_archs()
     print('ops_dcnv3: building the CPU and CUDA kernels, TORCH_CUDA_ARCH_LIST='
           + os.environ.get('TORCH_CUDA_ARCH_LIST', '(the visible GPUs)'))
+    # Kernels (.cu, nvcc) and their host-side launchers (.cpp, C++ compiler).
     sources += sorted(glob.glob(os.path.join(src, 'cuda', '*.cu')))
-    nvcc_flags = ['-O3', '-std=c++17', '--use_fast_math', '-lineinfo']
+    sources += sorted(glob.glob(os.path.join(src, 'cuda', '*.cpp')))
+    # No --use_fast_math: the kernels have no transcendental functions, and
+    # flushing denormals would change small gradients.
+    nvcc_flags = ['-O3', '-std=c++17', '-lineinfo']
     return CUDAExtension('ops_dcnv3._C', sources, include_dirs=[src],
                          define_macros=[('WITH_CUDA', None)],
                          extra_compile_args={'cxx': cxx_flags, 'nvcc': nvcc_flags})

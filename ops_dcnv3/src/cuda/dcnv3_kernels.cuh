@@ -6,8 +6,8 @@
 // primitives (threadIdx, blockIdx, __syncthreads, __shfl_xor_sync, atomicAdd
 // and the dynamic shared memory) so that the very same source also compiles
 // for the host under DCNV3_EMULATE, where emulate/ runs it on a software
-// SIMT model with bounds checks (see emulate/simt_emu.h). Without DCNV3_EMULATE it is
-// plain CUDA.
+// SIMT model with bounds checks (see emulate/simt_emu.h). Without
+// DCNV3_EMULATE it is plain CUDA.
 //
 // Work decomposition
 // ------------------
@@ -65,6 +65,7 @@
 #include <cstdint>
 
 #include "../dcnv3_math.h"
+#include "dcnv3_plan.h"
 
 #if defined(DCNV3_EMULATE)
 #include "emulate/simt_emu.h"
@@ -88,9 +89,6 @@
 
 namespace dcnv3 {
 namespace cuda {
-
-constexpr int kThreads = 256;  // threads per block (a multiple of 32)
-constexpr int kWarp = 32;
 
 #if !defined(DCNV3_EMULATE)
 // The dynamic shared memory of the block, as an array of T.
@@ -211,15 +209,6 @@ DCNV3_DEVICE PairPos decode_pair(const Geometry& g, int64_t pair) {
   r.wo = s - r.ho * g.Wo;
   return r;
 }
-
-// Launch parameters shared by host and kernels.
-struct KernelArgs {
-  Geometry g;
-  int tpg;            // threads per pair, power of two in [1, 32]
-  int pc;             // points per shared-memory chunk, in [1, P]
-  int64_t num_pairs;  // N * Ho * Wo * G
-  int64_t num_tiles;  // ceil(num_pairs / (kThreads / tpg))
-};
 
 // output[n, ho, wo, g*D + d] = sum_p mask * bilinear(input[n, :, :, g*D + d]).
 // Dynamic shared memory: (kThreads / tpg) * pc * 3 acc_t.

@@ -1,77 +1,30 @@
-// Host-side launch planning of the DCNv3 CUDA kernels: vector width, threads
-// per group, shared-memory chunking and grid size. Plain C++ (no CUDA API),
-// shared by the launchers in dcnv3_cuda.cu and the host emulator.
+// Kernel launchers of DCNv3 (defined in dcnv3_kernels.cu, instantiated for
+// double, float, c10::Half and c10::BFloat16), called by dcnv3_cuda.cpp.
+// Kept free of ATen tensor headers so that nvcc compiles the kernels quickly.
 #pragma once
 
-#include <algorithm>
-#include <climits>
-#include <cstddef>
-#include <cstdint>
-#include <initializer_list>
+#include <ATen/OpMathType.h>
+#include <cuda_runtime_api.h>
 
-#include "dcnv3_kernels.cuh"
+#include "dcnv3_plan.h"
 
 namespace dcnv3 {
 namespace cuda {
 
-struct Plan {
-  int vec = 1;        // channels per vector access (V)
-  KernelArgs args{};  // tpg, pc, num_pairs, num_tiles, geometry
-  unsigned grid = 0;  // blocks (tiles are strided over them)
-  size_t smem = 0;    // dynamic shared memory per block, bytes
-};
+// output (N, Ho, Wo, G*D) = DCNv3(input, offset, mask); every element written.
+template <typename scalar_t>
+void launch_forward(const scalar_t* input, const scalar_t* offset,
+                    const scalar_t* mask, scalar_t* output, const Plan& plan,
+                    cudaStream_t stream);
 
-inline bool is_aligned(const void* p, size_t bytes) {
-  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
-}
-
-// Largest V in {16/sizeof(T), ..., 2, 1} with D % V == 0 and every pointer
-// aligned to V * sizeof(T) bytes. Channel runs start at
-// base + (pixel * G * D + group * D) elements, so these two conditions keep
-// every vector access of the kernels aligned.
-template <typename T>
-int pick_vec_width(int64_t D, std::initializer_list<const void*> ptrs) {
-  int v = static_cast<int>(16 / sizeof(T));
-  for (; v > 1; v /= 2) {
-    if (D % v != 0) continue;
-    bool ok = true;
-    for (const void* p : ptrs) ok = ok && is_aligned(p, v * sizeof(T));
-    if (ok) break;
-  }
-  return v;
-}
-
-// Shared memory a block may use while `threads_per_sm / kThreads` blocks
-// still fit on one multiprocessor (full occupancy), at most the 48 KiB that
-// need no opt-in; 1 KiB per block is reserved by the hardware on sm_80+.
-inline int64_t smem_budget(int smem_per_sm, int threads_per_sm) {
-  const int blocks = std::max(1, threads_per_sm / kThreads);
-  int64_t b = std::min<int64_t>(48 * 1024, smem_per_sm / blocks - 1024);
-  return std::max<int64_t>(b, 4 * 1024);
-}
-
-// bytes_per_point: shared memory per (pair, point): 3 acc_t in forward
-// (offset x, y, mask), 6 in backward (and their gradients).
-inline Plan make_plan(const Geometry& g, int vec, size_t bytes_per_point,
-                      int64_t budget) {
-  Plan plan;
-  plan.vec = vec;
-  KernelArgs& a = plan.args;
-  a.g = g;
-  const int64_t nvec = g.D / vec;
-  int tpg = 1;
-  while (tpg < nvec && tpg < kWarp) tpg *= 2;
-  a.tpg = tpg;
-  const int64_t ppb = kThreads / tpg;
-  a.num_pairs = g.N * g.Ho * g.Wo * g.G;
-  a.num_tiles = (a.num_pairs + ppb - 1) / ppb;
-  const int64_t per_point = ppb * static_cast<int64_t>(bytes_per_point);
-  a.pc = static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>(g.P(), budget / per_point)));
-  plan.smem = static_cast<size_t>(per_point * a.pc);  // <= 256 * 48 B if pc == 1
-  plan.grid = static_cast<unsigned>(std::min<int64_t>(a.num_tiles, INT_MAX));
-  return plan;
-}
+// grad_input (accumulation type, zero-filled) += scatter; grad_offset and
+// grad_mask fully written.
+template <typename scalar_t>
+void launch_backward(const scalar_t* input, const scalar_t* offset,
+                     const scalar_t* mask, const scalar_t* grad_output,
+                     at::opmath_type<scalar_t>* grad_input,
+                     scalar_t* grad_offset, scalar_t* grad_mask,
+                     const Plan& plan, cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace dcnv3
