@@ -1,0 +1,24 @@
+"""UperNet + InternImage-S, 512x512 crops, 160k iterations on ADE20K.
+
+mIoU 50.1 / 50.9, 80M parameters, 1017 GFLOPs (512x2048).
+"""
+_base_ = ['./upernet_internimage_t_512_160k_ade20k.py']
+
+pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
+              'internimage_s_1k_224.pth')
+model = dict(
+    backbone=dict(
+        channels=80,
+        depths=[4, 4, 21, 4],
+        groups=[5, 10, 20, 40],
+        drop_path_rate=0.3,
+        layer_scale=1.0,
+        offset_scale=1.0,
+        post_norm=True,
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    decode_head=dict(in_channels=[80, 160, 320, 640]),
+    auxiliary_head=dict(in_channels=320))
+
+optim_wrapper = dict(
+    paramwise_cfg=dict(
+        num_layers=33, layer_decay_rate=1.0, depths=[4, 4, 21, 4]))

@@ -1,0 +1,135 @@
+"""Every config loads, builds its model (no downloads) with the published
+parameter count, and runs its training pipeline on a synthetic sample."""
+import copy
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).parents[2]
+CONFIG_DIR = REPO_ROOT / 'configs'
+
+#: The #param column of the published tables, in millions.
+PUBLISHED_PARAMS: Dict[str, float] = {
+    'mask_rcnn_internimage_t_fpn_1x_coco': 49,
+    'mask_rcnn_internimage_t_fpn_3x_coco': 49,
+    'mask_rcnn_internimage_s_fpn_1x_coco': 69,
+    'mask_rcnn_internimage_s_fpn_3x_coco': 69,
+    'mask_rcnn_internimage_b_fpn_1x_coco': 115,
+    'mask_rcnn_internimage_b_fpn_3x_coco': 115,
+    'cascade_internimage_l_fpn_1x_coco': 277,
+    'cascade_internimage_l_fpn_3x_coco': 277,
+    'cascade_internimage_xl_fpn_1x_coco': 387,
+    'cascade_internimage_xl_fpn_3x_coco': 387,
+    'dino_4scale_internimage_t_1x_coco_layer_wise_lr': 49,
+    'dino_4scale_internimage_l_1x_coco_layer_wise_lr': 241,
+    'dino_4scale_internimage_l_1x_coco_0.1x_backbone_lr': 241,
+    'upernet_internimage_t_512_160k_ade20k': 59,
+    'upernet_internimage_s_512_160k_ade20k': 80,
+    'upernet_internimage_b_512_160k_ade20k': 128,
+    'upernet_internimage_l_640_160k_ade20k': 256,
+    'upernet_internimage_xl_640_160k_ade20k': 368,
+    'upernet_internimage_h_896_160k_ade20k': 1120,
+}
+ZOO = sorted(CONFIG_DIR.glob('coco/*.py')) + sorted(
+    CONFIG_DIR.glob('ade20k/*.py'))
+DEMO = sorted(CONFIG_DIR.glob('demo/*.py'))
+ALL = ZOO + DEMO
+
+
+def _ids(paths: List[Path]) -> List[str]:
+    return [p.stem for p in paths]
+
+
+@pytest.fixture
+def load(load_cfg):
+    """``load(path)``: the config with the backbone's pretrained init_cfg
+    removed (no downloads)."""
+
+    def _load(path: Path):
+        cfg = load_cfg(path)
+        cfg.model.backbone.init_cfg = None
+        return cfg
+
+    return _load
+
+
+def build_model(cfg, device: str = 'cpu') -> torch.nn.Module:
+    from mmengine.registry import MODELS
+    with torch.device(device):
+        return MODELS.build(copy.deepcopy(cfg.model))
+
+
+def test_model_zoo_is_complete():
+    assert {p.stem for p in ZOO} == set(PUBLISHED_PARAMS)
+
+
+@pytest.mark.parametrize('path', ALL, ids=_ids(ALL))
+def test_config_loads(path, load):
+    cfg = load(path)
+    assert cfg.default_scope == ('mmseg'
+                                 if 'upernet' in path.stem else 'mmdet')
+    assert cfg.custom_imports.imports == ['projects.internimage']
+    assert not cfg.custom_imports.allow_failed_imports
+    assert cfg.model.backbone.type == 'InternImage'
+
+
+@pytest.mark.parametrize('path', ZOO, ids=_ids(ZOO))
+def test_published_param_count(path, load):
+    """Built on the meta device (no memory, no init): count only."""
+    model = build_model(load(path), device='meta')
+    millions = sum(p.numel() for p in model.parameters()) / 1e6
+    published = PUBLISHED_PARAMS[path.stem]
+    # the published figures are rounded: to 1M, and to 10M for 1.12B
+    assert abs(millions - published) <= (0.5 if published < 1000 else 5), (
+        f'{path.stem}: {millions:.1f}M parameters, published {published}M')
+
+
+@pytest.mark.parametrize('path', DEMO, ids=_ids(DEMO))
+def test_demo_model_trains_one_step(path, synthetic_data, load):
+    """The demo models build on CPU and take one training step."""
+    from mmengine.registry import DATASETS
+    from mmengine.dataset import pseudo_collate
+    cfg = load(path)
+    data = cfg.train_dataloader.dataset
+    data.data_root = _data_root(cfg, synthetic_data)
+    dataset = DATASETS.build(data)
+    model = build_model(cfg)
+    model.train()
+    batch = pseudo_collate([dataset[0], dataset[1]])
+    batch = model.data_preprocessor(batch, training=True)
+    losses = model(**batch, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
+def _data_root(cfg, root: Path) -> str:
+    if cfg.default_scope == 'mmdet':
+        return str(root / 'coco') + '/'
+    return str(root / 'ade' / 'ADEChallengeData2016')
+
+
+@pytest.mark.parametrize('path', ALL, ids=_ids(ALL))
+def test_train_pipeline_runs(path, synthetic_data, load):
+    """The config's training dataset (its class, its pipeline) yields a
+    packed sample from the synthetic images."""
+    from mmengine.registry import DATASETS
+    from make_synthetic_data import CLASSES
+    cfg = load(path)
+    data = cfg.train_dataloader.dataset
+    data.data_root = _data_root(cfg, synthetic_data)
+    if cfg.default_scope == 'mmdet':
+        data.metainfo = dict(classes=CLASSES)
+    dataset = DATASETS.build(data)
+    sample = dataset[0]
+    inputs, data_sample = sample['inputs'], sample['data_samples']
+    assert inputs.dtype == torch.uint8 and inputs.shape[0] == 3
+    if cfg.default_scope == 'mmdet':
+        assert len(data_sample.gt_instances) >= 0
+        assert 'flip' in data_sample.metainfo
+    else:
+        seg = data_sample.gt_sem_seg.data
+        assert seg.shape[-2:] == inputs.shape[-2:]
+        assert set(seg.unique().tolist()) <= {0, 1, 2, 3, 4, 255}

@@ -1,0 +1,286 @@
+"""The configs carry the published recipes (MODEL_ZOO.md and the reference
+configs): backbone variant and checkpoint, heads, optimizer, schedule,
+batch, augmentation, EMA and evaluation."""
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+REPO_ROOT = Path(__file__).parents[2]
+HF = 'https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
+
+#: name: channels, depths, groups, drop_path, layer_scale, offset_scale,
+#: post_norm, pretrained file (SPEC-internimage.md variants table)
+VARIANTS = {
+    'T': (64, [4, 4, 18, 4], [4, 8, 16, 32], 0.2, 1.0, 1.0, False,
+          'internimage_t_1k_224.pth'),
+    'S': (80, [4, 4, 21, 4], [5, 10, 20, 40], 0.3, 1.0, 1.0, True,
+          'internimage_s_1k_224.pth'),
+    'B': (112, [4, 4, 21, 4], [7, 14, 28, 56], 0.4, 1.0, 1.0, True,
+          'internimage_b_1k_224.pth'),
+    'L': (160, [5, 5, 22, 5], [10, 20, 40, 80], 0.4, 1.0, 2.0, True,
+          'internimage_l_22k_192to384.pth'),
+    'XL': (192, [5, 5, 24, 5], [12, 24, 48, 96], 0.4, 1.0, 2.0, True,
+           'internimage_xl_22k_192to384.pth'),
+    'H': (320, [6, 6, 32, 6], [10, 20, 40, 80], 0.5, None, 1.0, False,
+          'internimage_h_jointto22k_384.pth'),
+}
+
+#: config: variant, lr, weight decay, num_layers, layer decay, grad clip,
+#: per-GPU batch, total batch
+COCO: Dict[str, tuple] = {
+    'mask_rcnn_internimage_t_fpn_1x_coco': ('T', 1e-4, 0.05, 30, 1.0, None,
+                                            2, 16),
+    'mask_rcnn_internimage_t_fpn_3x_coco': ('T', 1e-4, 0.05, 30, 1.0, None,
+                                            2, 16),
+    'mask_rcnn_internimage_s_fpn_1x_coco': ('S', 1e-4, 0.05, 33, 1.0, None,
+                                            2, 16),
+    'mask_rcnn_internimage_s_fpn_3x_coco': ('S', 1e-4, 0.05, 33, 1.0, None,
+                                            2, 16),
+    'mask_rcnn_internimage_b_fpn_1x_coco': ('B', 1e-4, 0.05, 33, 1.0, None,
+                                            2, 16),
+    'mask_rcnn_internimage_b_fpn_3x_coco': ('B', 1e-4, 0.05, 33, 1.0, None,
+                                            2, 16),
+    'cascade_internimage_l_fpn_1x_coco': ('L', 1e-4, 0.05, 37, 0.94, None, 2,
+                                          16),
+    'cascade_internimage_l_fpn_3x_coco': ('L', 2e-4, 0.05, 37, 0.90, None, 2,
+                                          64),
+    'cascade_internimage_xl_fpn_1x_coco': ('XL', 1e-4, 0.05, 39, 0.94, None,
+                                           2, 16),
+    'cascade_internimage_xl_fpn_3x_coco': ('XL', 2e-4, 0.05, 39, 0.90, None,
+                                           2, 64),
+    'dino_4scale_internimage_t_1x_coco_layer_wise_lr': ('T', 1e-4, 1e-4, 30,
+                                                        0.9, 0.1, 2, 16),
+    'dino_4scale_internimage_l_1x_coco_layer_wise_lr': ('L', 1e-4, 1e-4, 37,
+                                                        0.9, 0.1, 2, 16),
+    'dino_4scale_internimage_l_1x_coco_0.1x_backbone_lr': ('L', 1e-4, 0.05,
+                                                           None, None, 0.1, 2,
+                                                           16),
+}
+#: config: variant, crop, lr, num_layers, layer decay, grad clip, batch
+ADE: Dict[str, tuple] = {
+    'upernet_internimage_t_512_160k_ade20k': ('T', 512, 6e-5, 30, 1.0, None,
+                                              2),
+    'upernet_internimage_s_512_160k_ade20k': ('S', 512, 6e-5, 33, 1.0, None,
+                                              2),
+    'upernet_internimage_b_512_160k_ade20k': ('B', 512, 6e-5, 33, 1.0, None,
+                                              2),
+    'upernet_internimage_l_640_160k_ade20k': ('L', 640, 2e-5, 37, 0.94, 0.1,
+                                              2),
+    'upernet_internimage_xl_640_160k_ade20k': ('XL', 640, 2e-5, 39, 0.94,
+                                               0.1, 2),
+    'upernet_internimage_h_896_160k_ade20k': ('H', 896, 2e-5, 50, 0.95, 0.1,
+                                              1),
+}
+
+
+@pytest.fixture
+def load(load_cfg):
+    """``load(group, name)``: the config ``configs/<group>/<name>.py``."""
+    return lambda group, name: load_cfg(REPO_ROOT / 'configs' / group /
+                                        f'{name}.py')
+
+
+def check_backbone(cfg, variant: str, drop_path=None) -> None:
+    (channels, depths, groups, dp, layer_scale, offset_scale, post_norm,
+     ckpt) = VARIANTS[variant]
+    bb = cfg.model.backbone
+    assert bb.type == 'InternImage' and bb.core_op == 'DCNv3'
+    assert (bb.channels, bb.depths, bb.groups) == (channels, depths, groups)
+    assert bb.drop_path_rate == (dp if drop_path is None else drop_path)
+    assert bb.layer_scale == layer_scale
+    assert bb.offset_scale == offset_scale
+    assert bb.post_norm == post_norm
+    assert bb.mlp_ratio == 4. and bb.norm_layer == 'LN'
+    assert bb.init_cfg == dict(type='Pretrained', checkpoint=HF + ckpt)
+
+
+def check_optimizer(cfg, lr, wd, num_layers, decay, clip, depths) -> None:
+    ow = cfg.optim_wrapper
+    assert ow.type == 'OptimWrapper'
+    assert ow.optimizer.type == 'AdamW'
+    assert ow.optimizer.lr == lr and ow.optimizer.weight_decay == wd
+    assert ow.optimizer.get('betas', (0.9, 0.999)) == (0.9, 0.999)
+    if num_layers is None:
+        assert 'constructor' not in ow
+    else:
+        assert ow.constructor == 'InternImageLayerDecayOptimizerConstructor'
+        pw = ow.paramwise_cfg
+        assert (pw.num_layers, pw.layer_decay_rate, pw.depths) == (
+            num_layers, decay, depths)
+        assert num_layers == sum(depths)
+    if clip is None:
+        assert ow.get('clip_grad') is None
+    else:
+        assert ow.clip_grad == dict(max_norm=clip, norm_type=2)
+
+
+@pytest.mark.parametrize('name', sorted(COCO))
+def test_coco_recipe(name, load):
+    variant, lr, wd, num_layers, decay, clip, batch, total = COCO[name]
+    cfg = load('coco', name)
+    drop_path = 0.6 if name == 'cascade_internimage_xl_fpn_3x_coco' else None
+    check_backbone(cfg, variant, drop_path)
+    check_optimizer(cfg, lr, wd, num_layers, decay, clip,
+                    VARIANTS[variant][1])
+    assert cfg.train_dataloader.batch_size == batch
+    assert cfg.auto_scale_lr.base_batch_size == total
+    assert cfg.data_root == 'data/coco/'
+    assert cfg.test_dataloader.dataset.data_root == 'data/coco/'
+    # test at 1333x800 without flip
+    test_ops = [t.type for t in cfg.test_dataloader.dataset.pipeline]
+    assert 'RandomFlip' not in test_ops
+    assert cfg.test_dataloader.dataset.pipeline[1].scale == (1333, 800)
+
+    channels = VARIANTS[variant][0]
+    widths = [channels * 2**i for i in range(4)]
+    metrics = cfg.test_evaluator.metric
+    if name.startswith('dino'):
+        assert cfg.model.type == 'DINO'
+        assert cfg.model.backbone.out_indices == (1, 2, 3)
+        assert cfg.model.backbone.with_cp == (variant == 'T')
+        neck = cfg.model.neck
+        assert (neck.type, neck.in_channels, neck.out_channels,
+                neck.num_outs) == ('ChannelMapper', widths[1:], 256, 4)
+        assert neck.norm_cfg == dict(type='GN', num_groups=32)
+        assert cfg.model.num_queries == 900
+        assert cfg.model.as_two_stage and cfg.model.with_box_refine
+        dn = cfg.model.dn_cfg
+        assert (dn.label_noise_scale, dn.box_noise_scale) == (0.5, 1.0)
+        assert dn.group_cfg.num_dn_queries == 100
+        # 12 epochs, step at 11, no warm-up (MODEL_ZOO.md)
+        assert [(s.type, s.get('milestones')) for s in cfg.param_scheduler] == [
+            ('MultiStepLR', [11])]
+        assert cfg.train_cfg.max_epochs == 12
+        assert cfg.model.encoder.num_layers == 6
+        assert cfg.model.decoder.num_layers == 6
+        head = cfg.model.bbox_head
+        assert head.loss_cls.type == 'FocalLoss'
+        assert head.loss_bbox.loss_weight == 5.0
+        assert head.loss_iou.loss_weight == 2.0
+        assert cfg.model.test_cfg.max_per_img == (100 if variant == 'T' else
+                                                  300)
+        assert metrics == 'bbox'
+        assert cfg.train_cfg.max_epochs == 12
+        assert cfg.param_scheduler[-1].milestones == [11]
+        crop = cfg.train_pipeline[3].transforms[1][1]
+        assert crop.type == 'RandomCrop' and not crop.allow_negative_crop
+    else:
+        assert cfg.model.backbone.out_indices == (0, 1, 2, 3)
+        neck = cfg.model.neck
+        assert (neck.type, neck.in_channels, neck.out_channels,
+                neck.num_outs) == ('FPN', widths, 256, 5)
+        assert metrics == ['bbox', 'segm']
+        epochs, steps = ((36, [27, 33]) if '_3x_' in name else (12, [8, 11]))
+        assert cfg.train_cfg.max_epochs == epochs
+        assert cfg.param_scheduler[-1].milestones == steps
+        pipeline = cfg.train_dataloader.dataset.pipeline
+        if '_3x_' in name:
+            check_3x_pipeline(pipeline)
+        else:
+            assert [t.type for t in pipeline] == [
+                'LoadImageFromFile', 'LoadAnnotations', 'Resize',
+                'RandomFlip', 'PackDetInputs'
+            ]
+            assert pipeline[2].scale == (1333, 800)
+    if not name.startswith('dino'):  # DINO: no warm-up (checked above)
+        # linear warm-up over 500 iterations from 0.001
+        warmup = cfg.param_scheduler[0]
+        assert (warmup.type, warmup.start_factor, warmup.end,
+                warmup.by_epoch) == ('LinearLR', 0.001, 500, False)
+
+    if name.startswith('cascade'):
+        heads = cfg.model.roi_head.bbox_head
+        stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
+                [0.033, 0.033, 0.067, 0.067]]
+        assert len(heads) == 3
+        for head, std in zip(heads, stds):
+            assert head.type == 'ConvFCBBoxHead'
+            assert (head.num_shared_convs, head.num_shared_fcs) == (4, 1)
+            assert head.norm_cfg == dict(type='SyncBN', requires_grad=True)
+            assert head.loss_bbox == dict(type='GIoULoss', loss_weight=10.0)
+            assert head.reg_decoded_bbox and not head.reg_class_agnostic
+            assert head.bbox_coder.target_stds == std
+            assert head.num_classes == 80
+    ema = [h for h in cfg.get('custom_hooks', []) if h.type == 'EMAHook']
+    if name.startswith('cascade') and '_3x_' in name:
+        assert len(ema) == 1
+        assert (ema[0].ema_type, ema[0].momentum, ema[0].update_buffers) == (
+            'ExpMomentumEMA', 0.0001, True)
+        assert cfg.optim_wrapper.paramwise_cfg.offset_lr_scale == 0.01
+    else:
+        assert not ema
+    if name.endswith('0.1x_backbone_lr'):
+        assert cfg.optim_wrapper.paramwise_cfg == dict(
+            custom_keys={'backbone': dict(lr_mult=0.1)})
+
+
+def check_3x_pipeline(pipeline) -> None:
+    """Flip, then one of (a) multi-scale or (b) multi-scale + crop."""
+    assert [t.type for t in pipeline] == [
+        'LoadImageFromFile', 'LoadAnnotations', 'RandomFlip', 'RandomChoice',
+        'PackDetInputs'
+    ]
+    assert pipeline[1].with_mask
+    short = [(1333, s) for s in range(480, 801, 32)]
+    (a, ), (b1, crop, b2) = pipeline[3].transforms
+    assert a.type == b2.type == 'RandomChoiceResize'
+    assert a.scales == b2.scales == short and a.keep_ratio
+    assert b1.scales == [(1333, 400), (1333, 500), (1333, 600)]
+    assert (crop.type, crop.crop_type, crop.crop_size,
+            crop.allow_negative_crop) == ('RandomCrop', 'absolute_range',
+                                          (384, 600), True)
+
+
+@pytest.mark.parametrize('name', sorted(ADE))
+def test_ade20k_recipe(name, load):
+    variant, crop, lr, num_layers, decay, clip, batch = ADE[name]
+    cfg = load('ade20k', name)
+    check_backbone(cfg, variant)
+    check_optimizer(cfg, lr, 0.05, num_layers, decay, clip,
+                    VARIANTS[variant][1])
+    if variant == 'H':
+        bb = cfg.model.backbone
+        assert (bb.dw_kernel_size, bb.res_post_norm, bb.level2_post_norm,
+                bb.level2_post_norm_block_ids, bb.center_feature_scale) == (
+                    5, True, True, [5, 11, 17, 23, 29], True)
+    widths = [VARIANTS[variant][0] * 2**i for i in range(4)]
+    model = cfg.model
+    assert model.pretrained is None
+    assert model.decode_head.type == 'UPerHead'
+    assert model.decode_head.in_channels == widths
+    assert model.decode_head.in_index == [0, 1, 2, 3]
+    assert model.decode_head.channels == 512
+    assert model.decode_head.num_classes == 150
+    aux = model.auxiliary_head
+    assert (aux.type, aux.in_index, aux.in_channels, aux.num_classes) == (
+        'FCNHead', 2, widths[2], 150)
+    assert aux.loss_decode.loss_weight == 0.4
+    assert model.test_cfg.mode == 'whole'
+    assert model.data_preprocessor.size == (crop, crop)
+
+    assert cfg.train_dataloader.batch_size == batch
+    assert cfg.auto_scale_lr.base_batch_size == 16
+    assert cfg.train_dataloader.dataset.data_root == (
+        'data/ade/ADEChallengeData2016')
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    resize = [t for t in pipeline if t.type == 'RandomResize'][0]
+    assert resize.scale == (4 * crop, crop)
+    assert resize.ratio_range == (0.5, 2.0)
+    crop_op = [t for t in pipeline if t.type == 'RandomCrop'][0]
+    assert crop_op.crop_size == (crop, crop) and crop_op.cat_max_ratio == 0.75
+    assert {'RandomFlip', 'PhotoMetricDistortion'} <= {
+        t.type
+        for t in pipeline
+    }
+    test_resize = cfg.test_dataloader.dataset.pipeline[1]
+    assert test_resize.scale == (4 * crop, crop) and test_resize.keep_ratio
+
+    assert cfg.train_cfg.max_iters == 160000
+    assert cfg.train_cfg.val_interval == 16000
+    warmup, poly = cfg.param_scheduler
+    assert (warmup.type, warmup.start_factor, warmup.end) == ('LinearLR',
+                                                              1e-6, 1500)
+    assert (poly.type, poly.power, poly.eta_min, poly.end) == ('PolyLR', 1.0,
+                                                               0.0, 160000)
+    assert cfg.val_evaluator.iou_metrics == ['mIoU']
