@@ -71,11 +71,13 @@ def make_extension():
     src = os.path.join(HERE, 'src')
     sources = [os.path.join(src, 'dcnv3_api.cpp')] + sorted(
         glob.glob(os.path.join(src, 'cpu', '*.cpp')))
-    cxx_flags = ['-O3', '-fopenmp-simd', '-std=c++17']
+    # -fopenmp: at::parallel_for expands to an OpenMP pragma in ATen's headers.
+    cxx_flags = ['-O3', '-fopenmp', '-std=c++17']
     if not want_cuda():
         print('ops_dcnv3: building the CPU kernel')
         return CppExtension('ops_dcnv3._C', sources, include_dirs=[src],
-                            extra_compile_args={'cxx': cxx_flags})
+                            extra_compile_args={'cxx': cxx_flags},
+                            extra_link_args=['-fopenmp'])
     if not torch.cuda.is_available() and not os.environ.get('TORCH_CUDA_ARCH_LIST'):
         os.environ['TORCH_CUDA_ARCH_LIST'] = default_cuda_archs()
     print('ops_dcnv3: building the CPU and CUDA kernels, TORCH_CUDA_ARCH_LIST='
@@ -88,7 +90,8 @@ def make_extension():
     nvcc_flags = ['-O3', '-std=c++17', '-lineinfo']
     return CUDAExtension('ops_dcnv3._C', sources, include_dirs=[src],
                          define_macros=[('WITH_CUDA', None)],
-                         extra_compile_args={'cxx': cxx_flags, 'nvcc': nvcc_flags})
+                         extra_compile_args={'cxx': cxx_flags, 'nvcc': nvcc_flags},
+                         extra_link_args=['-fopenmp'])
 
 
 setup(

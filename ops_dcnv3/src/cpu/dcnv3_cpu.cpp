@@ -1,5 +1,6 @@
 // Native CPU kernels of DCNv3 (forward and backward), float32 and float64;
-// float16/bfloat16 run through float32.
+// float16/bfloat16 run through float32. Built with -fopenmp: at::parallel_for
+// is an OpenMP pragma in ATen's headers, ignored without it.
 //
 // Forward is parallel over output pixels; each pixel writes its own C output
 // channels. Backward is parallel over (image, group) pairs: the input-gradient
@@ -9,6 +10,13 @@
 #include <ATen/Parallel.h>
 
 #include "../dcnv3.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define DCNV3_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define DCNV3_CLONES
+#endif
+#define DCNV3_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace dcnv3 {
 
@@ -31,14 +39,15 @@ inline PointAt<T> point_at(const Geometry& g, const T* off_px, const T* m_px,
   return {bilinear_corners<T>(y, x, g.H, g.W, g.C()), m_px[k]};
 }
 
+// Output pixels [begin, end) of the forward pass.
 template <typename T>
-void forward_kernel(const Geometry& g, const T* __restrict__ x,
-                    const T* __restrict__ off, const T* __restrict__ mask,
-                    T* __restrict__ out) {
+DCNV3_ALWAYS_INLINE void forward_range(const Geometry& g, const T* __restrict__ x,
+                                       const T* __restrict__ off,
+                                       const T* __restrict__ mask,
+                                       T* __restrict__ out, int64_t begin,
+                                       int64_t end) {
   const int64_t C = g.C(), D = g.D, P = g.P();
   const int64_t hw_out = g.Ho * g.Wo;
-  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, C * P));
-  at::parallel_for(0, g.N * hw_out, grain, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t n = t / hw_out;
       const int64_t ho = (t % hw_out) / g.Wo;
@@ -69,18 +78,17 @@ void forward_kernel(const Geometry& g, const T* __restrict__ x,
         }
       }
     }
-  });
 }
 
+// (image, group) tasks [begin, end) of the backward pass.
 template <typename T>
-void backward_kernel(const Geometry& g, const T* __restrict__ x,
-                     const T* __restrict__ off, const T* __restrict__ mask,
-                     const T* __restrict__ gout, T* __restrict__ gx_in,
-                     T* __restrict__ goff, T* __restrict__ gmask) {
+DCNV3_ALWAYS_INLINE void backward_range(
+    const Geometry& g, const T* __restrict__ x, const T* __restrict__ off,
+    const T* __restrict__ mask, const T* __restrict__ gout, T* __restrict__ gx_in,
+    T* __restrict__ goff, T* __restrict__ gmask, int64_t begin, int64_t end) {
   const int64_t C = g.C(), D = g.D, P = g.P();
   const int64_t hw_out = g.Ho * g.Wo;
   const T scale = static_cast<T>(g.offset_scale);
-  at::parallel_for(0, g.N * g.G, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / g.G;
       const int64_t grp = task % g.G;
@@ -138,6 +146,40 @@ void backward_kernel(const Geometry& g, const T* __restrict__ x,
         }
       }
     }
+}
+
+// One copy of the range workers per instruction set (AVX2+FMA and the
+// baseline), picked at load time (GCC function multi-versioning).
+#define DCNV3_RANGE_WORKERS(T)                                                  \
+  DCNV3_CLONES void forward_range_impl(const Geometry& g, const T* x,          \
+                                       const T* off, const T* mask, T* out,     \
+                                       int64_t begin, int64_t end) {            \
+    forward_range<T>(g, x, off, mask, out, begin, end);                         \
+  }                                                                             \
+  DCNV3_CLONES void backward_range_impl(                                        \
+      const Geometry& g, const T* x, const T* off, const T* mask,               \
+      const T* gout, T* gx_in, T* goff, T* gmask, int64_t begin, int64_t end) { \
+    backward_range<T>(g, x, off, mask, gout, gx_in, goff, gmask, begin, end);   \
+  }
+DCNV3_RANGE_WORKERS(float)
+DCNV3_RANGE_WORKERS(double)
+#undef DCNV3_RANGE_WORKERS
+
+template <typename T>
+void forward_kernel(const Geometry& g, const T* x, const T* off, const T* mask,
+                    T* out) {
+  const int64_t work = std::max<int64_t>(1, g.C() * g.P());
+  const int64_t grain = std::max<int64_t>(1, 16384 / work);
+  at::parallel_for(0, g.N * g.Ho * g.Wo, grain, [&](int64_t begin, int64_t end) {
+    forward_range_impl(g, x, off, mask, out, begin, end);
+  });
+}
+
+template <typename T>
+void backward_kernel(const Geometry& g, const T* x, const T* off, const T* mask,
+                     const T* gout, T* gx_in, T* goff, T* gmask) {
+  at::parallel_for(0, g.N * g.G, 1, [&](int64_t begin, int64_t end) {
+    backward_range_impl(g, x, off, mask, gout, gx_in, goff, gmask, begin, end);
   });
 }
 
