@@ -9,6 +9,8 @@
 // innermost loops run along the contiguous D channels of a group.
 #include <ATen/Parallel.h>
 
+#include <vector>
+
 #include "../dcnv3.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -89,6 +91,11 @@ DCNV3_ALWAYS_INLINE void backward_range(
   const int64_t C = g.C(), D = g.D, P = g.P();
   const int64_t hw_out = g.Ho * g.Wo;
   const T scale = static_cast<T>(g.offset_scale);
+  // A zero row read by outside corners, and rows they write to.
+  std::vector<T> zero_row(D, T(0)), scratch_rows(4 * D);
+  const T* zeros = zero_row.data();
+  T* scratch[4] = {scratch_rows.data(), scratch_rows.data() + D,
+                   scratch_rows.data() + 2 * D, scratch_rows.data() + 3 * D};
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / g.G;
       const int64_t grp = task % g.G;
@@ -112,27 +119,37 @@ DCNV3_ALWAYS_INLINE void backward_range(
               goff_px[2 * k + 1] = T(0);
               continue;
             }
-            // Per corner q: s[q] = <grad_out, x at q> over the group's D
-            // channels, fused with the scatter of grad_out * m * w[q] into
-            // the input gradient. The mask and location gradients are then
-            // weighted sums of the four s[q].
+            // One pass over the group's D channels for the four corners:
+            // s[q] = <grad_out, x at q>, and grad_out * m * w[q] scattered
+            // into the input gradient. Corners outside the image read a
+            // zero row and write a scratch row, which keeps the loop
+            // branch-free and its four destinations distinct.
             const Corners<T>& c = pt.c;
-            T s[4];
+            const T* v[4];
+            T* dst[4];
+            T wq[4];
             for (int q = 0; q < 4; ++q) {
-              s[q] = T(0);
-              // Outside corners have all-zero coefficients (and alias index 0).
-              if (c.w[q] == T(0) && c.wy[q] == T(0) && c.wx[q] == T(0)) continue;
-              const T* v = xg + c.idx[q];
-              T* dst = gxg + c.idx[q];
-              const T wq = pt.m * c.w[q];
-              T sq = T(0);
-#pragma omp simd reduction(+ : sq)
-              for (int64_t d = 0; d < D; ++d) {
-                sq += go[d] * v[d];
-                dst[d] += wq * go[d];
-              }
-              s[q] = sq;
+              const bool inside = c.w[q] != T(0) || c.wy[q] != T(0) || c.wx[q] != T(0);
+              v[q] = inside ? xg + c.idx[q] : zeros;
+              dst[q] = inside ? gxg + c.idx[q] : scratch[q];
+              wq[q] = pt.m * c.w[q];
             }
+            const T *v0 = v[0], *v1 = v[1], *v2 = v[2], *v3 = v[3];
+            T *d0 = dst[0], *d1 = dst[1], *d2 = dst[2], *d3 = dst[3];
+            T s0 = T(0), s1 = T(0), s2 = T(0), s3 = T(0);
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+            for (int64_t d = 0; d < D; ++d) {
+              const T god = go[d];
+              s0 += god * v0[d];
+              s1 += god * v1[d];
+              s2 += god * v2[d];
+              s3 += god * v3[d];
+              d0[d] += wq[0] * god;
+              d1[d] += wq[1] * god;
+              d2[d] += wq[2] * god;
+              d3[d] += wq[3] * god;
+            }
+            const T s[4] = {s0, s1, s2, s3};
             T acc_m = T(0), acc_y = T(0), acc_x = T(0);
             for (int q = 0; q < 4; ++q) {
               acc_m += c.w[q] * s[q];
