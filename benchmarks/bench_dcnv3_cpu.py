@@ -4,7 +4,10 @@
 
 Prints forward and forward+backward times (ms, median of --iters runs) and
 the speed-up of the compiled op. Stage 1 is (H, W, C=64, G=4, D=16); each
-deeper stage halves H and W and doubles C and G.
+deeper stage halves H and W and doubles C and G. The two paths run in turns,
+one call each, so that both see the same machine (on a shared VM the speed
+drifts by tens of per cent within seconds). --isa picks the instruction set
+of the compiled CPU kernels (default: the best this CPU supports).
 """
 import argparse
 import statistics
@@ -13,6 +16,7 @@ from typing import Callable, List
 
 import torch
 
+import ops_dcnv3
 from ops_dcnv3.functions import DCNv3Function, dcnv3_core_pytorch
 
 
@@ -24,37 +28,43 @@ def make_inputs(n: int, h: int, w: int, g: int, d: int, requires_grad: bool) -> 
     return [t.requires_grad_(requires_grad) for t in (x, off, mask)]
 
 
-def time_ms(fn: Callable[[], None], iters: int, warmup: int = 2) -> float:
+def time_in_turns(fns: List[Callable[[], None]], iters: int, warmup: int = 2) -> List[float]:
+    """Median time (ms) of each function, calling them in turns."""
     for _ in range(warmup):
-        fn()
-    runs = []
+        for fn in fns:
+            fn()
+    runs: List[List[float]] = [[] for _ in fns]
     for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        runs.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(runs)
+        for fn, times in zip(fns, runs):
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1e3)
+    return [statistics.median(times) for times in runs]
 
 
 def bench_stage(n: int, h: int, w: int, g: int, d: int, iters: int) -> dict:
+    """{'compiled' | 'pytorch': (forward ms, forward+backward ms)}."""
     args = (3, 3, 1, 1, 1, 1, 1, 1, g, d, 1.0)
     cores = {
         'compiled': lambda x, o, m: DCNv3Function.apply(x, o, m, *args, 256),
         'pytorch': lambda x, o, m: dcnv3_core_pytorch(x, o, m, *args),
     }
-    result = {}
-    for name, core in cores.items():
+    fwd, fwd_bwd = [], []
+    for core in cores.values():
         ins = make_inputs(n, h, w, g, d, requires_grad=True)
 
-        def fwd():
+        def forward(core=core, ins=ins):
             with torch.no_grad():
                 core(*ins)
 
-        def fwd_bwd():
+        def forward_backward(core=core, ins=ins):
             out = core(*ins)
             out.backward(torch.ones_like(out))
 
-        result[name] = (time_ms(fwd, iters), time_ms(fwd_bwd, iters))
-    return result
+        fwd.append(forward)
+        fwd_bwd.append(forward_backward)
+    times = zip(time_in_turns(fwd, iters), time_in_turns(fwd_bwd, iters))
+    return dict(zip(cores, times))
 
 
 def main() -> None:
@@ -64,10 +74,13 @@ def main() -> None:
     parser.add_argument('--width', type=int, default=96)
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
+    parser.add_argument('--isa', choices=ops_dcnv3.supported_cpu_isas(),
+                        default=ops_dcnv3.cpu_isa())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    ops_dcnv3.set_cpu_isa(args.isa)
     print(f'DCNv3 CPU benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads, '
-          f'float32, N={args.batch}')
+          f'float32, N={args.batch}, CPU kernels: {ops_dcnv3.cpu_isa()}')
     header = (f"{'stage':<6}{'shape (H, W, C, G)':<22}{'fwd compiled':>14}{'fwd pytorch':>13}"
               f"{'speed-up':>10}{'f+b compiled':>14}{'f+b pytorch':>13}{'speed-up':>10}")
     print(header)

@@ -1,6 +1,6 @@
 """Access to the compiled extension ``ops_dcnv3._C``."""
 from types import ModuleType
-from typing import Optional
+from typing import List, Optional
 
 import torch  # noqa: F401  (loads the libraries the extension links to)
 
@@ -30,3 +30,24 @@ def ext() -> ModuleType:
             '). Build it with `pip install --no-build-isolation -e ops_dcnv3` '
             "or use the pure-PyTorch path (core_op='DCNv3_pytorch').")
     return _compiled
+
+
+def cpu_isa() -> str:
+    """Instruction set the compiled CPU kernels run with: ``'avx2'`` (AVX2 +
+    FMA) or ``'baseline'``. The best one this CPU supports is used unless the
+    ``DCNV3_CPU_ISA`` environment variable names another."""
+    return ext().cpu_isa()
+
+
+def supported_cpu_isas() -> List[str]:
+    """Instruction sets this build and this CPU can run the CPU kernels with."""
+    return list(ext().supported_cpu_isas())
+
+
+def set_cpu_isa(name: str) -> str:
+    """Runs the CPU kernels with instruction set ``name`` from now on (for
+    tests and benchmarks); returns the previous one. ValueError for a name
+    that is unknown or not supported here."""
+    previous = cpu_isa()
+    ext().set_cpu_isa(name)
+    return previous

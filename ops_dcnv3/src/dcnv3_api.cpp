@@ -1,5 +1,6 @@
 // Python binding: argument checks and device dispatch of the DCNv3 op.
 #include "dcnv3.h"
+#include "cpu/cpu_isa.h"
 
 namespace dcnv3 {
 
@@ -133,4 +134,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("dcnv3_backward", &dcnv3::dcnv3_backward,
         "DCNv3 backward: grads of input, offset, mask");
   m.def("with_cuda", &dcnv3::with_cuda, "whether CUDA kernels were built");
+  m.def("cpu_isa", &dcnv3::cpu::current_isa_name,
+        "instruction set the CPU kernels run with");
+  m.def("supported_cpu_isas", &dcnv3::cpu::supported_isa_names,
+        "instruction sets this build and CPU can run the CPU kernels with");
+  m.def("set_cpu_isa", &dcnv3::cpu::set_isa,
+        "run the CPU kernels with this instruction set (tests, benchmarks)");
 }
