@@ -1,5 +1,6 @@
 """Build ops_dcnv3: the CPU kernel always, CUDA when a toolkit is found and a
-GPU is visible or FORCE_CUDA=1. Needs torch only.
+GPU is visible or FORCE_CUDA=1. Needs torch only, and GCC or Clang (the CPU
+kernel is written with GNU vector extensions).
 
     pip install --no-build-isolation -e ops_dcnv3     # from the repo root
     python setup.py build_ext --inplace                # from this folder
@@ -73,7 +74,7 @@ def make_extension():
         glob.glob(os.path.join(src, 'cpu', '*.cpp')))
     # -fopenmp: at::parallel_for expands to an OpenMP pragma in ATen's headers.
     # -ffp-contract=fast: a * b + c becomes one FMA (ISO C++ mode turns it off).
-    # -Wno-psabi: the AVX/AVX-512 vector types never cross a call boundary.
+    # -Wno-psabi: the 32-byte vector types never cross a call boundary.
     cxx_flags = ['-O3', '-fopenmp', '-std=c++17', '-ffp-contract=fast', '-Wno-psabi']
     if not want_cuda():
         print('ops_dcnv3: building the CPU kernel')
