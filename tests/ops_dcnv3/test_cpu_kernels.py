@@ -117,7 +117,7 @@ def test_points_outside_never_read_the_image(isa):
     assert all(torch.equal(t, torch.zeros_like(t)) for t in (outs[0], outs[2], outs[3]))
 
 
-def test_unknown_or_unsupported_isa_is_a_value_error():
+def test_unknown_isa_is_a_value_error():
     with pytest.raises(ValueError, match='unknown CPU instruction set'):
         ops_dcnv3.set_cpu_isa('sse9')
     assert ops_dcnv3.cpu_isa() in ISAS

@@ -43,8 +43,6 @@ struct Simd {
   }
   // Lane-wise m ? a : b for a mask of V's comparisons.
   static DCNV3_INLINE V select(M m, V a, V b) { return m ? a : b; }
-  // V's mask as an int32 mask (all bits set or clear per lane).
-  static DCNV3_INLINE I to_int_mask(M m) { return __builtin_convertvector(m, I); }
   // floor(v) for |v| < 2^31, and as int32.
   static DCNV3_INLINE V floor(V v) {
     const V t = __builtin_convertvector(__builtin_convertvector(v, I), V);
@@ -127,7 +125,6 @@ struct Simd<T, VB, true> {
     *even = p[0], *odd = p[1];
   }
   static DCNV3_INLINE V select(M m, V a, V b) { return m ? a : b; }
-  static DCNV3_INLINE I to_int_mask(M m) { return m ? -1 : 0; }
   static DCNV3_INLINE V floor(V v) { return std::floor(v); }
   static DCNV3_INLINE I to_int(V v) { return static_cast<int32_t>(v); }
   static DCNV3_INLINE void hsum4_add(V a, V b, V c, V d, T* out) {
