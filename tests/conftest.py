@@ -1,14 +1,15 @@
 """Fixtures shared by the test packages.
 
-Only torch-free, mm-free imports at module level: ``tests/ops_dcnv3`` also
-runs on machines with torch alone.
+Only mm-free imports at module level: ``tests/ops_dcnv3`` also runs on
+machines with torch alone.
 """
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO_ROOT  # noqa: E402  (the repository root is on sys.path)
+
 # The tools are scripts, not a package: their helpers import as top-level
 # modules (``_common``, ``make_synthetic_data``), as when the tools run.
 for path in (REPO_ROOT, REPO_ROOT / 'tools'):

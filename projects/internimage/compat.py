@@ -29,10 +29,12 @@ __all__ = ['load_checkpoint_file', 'load_checkpoint_url', 'apply']
 
 def load_checkpoint_file(filename: str, map_location=None) -> dict:
     """mmengine's local-file loader, with ``weights_only=False``."""
+    from .converters import convert_checkpoint
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    checkpoint = torch.load(filename, map_location=map_location, weights_only=False)
+    return convert_checkpoint(checkpoint, filename)
 
 
 def load_checkpoint_url(filename: str, map_location=None,
@@ -45,6 +47,7 @@ def load_checkpoint_url(filename: str, map_location=None,
                                         map_location=map_location,
                                         weights_only=False)
 
+    from .converters import convert_checkpoint
     rank, world_size = get_dist_info()
     if rank == 0:
         checkpoint = load()
@@ -52,7 +55,7 @@ def load_checkpoint_url(filename: str, map_location=None,
         barrier()
         if rank > 0:
             checkpoint = load()
-    return checkpoint
+    return convert_checkpoint(checkpoint, filename)
 
 
 def _patch_checkpoint_loaders() -> None:

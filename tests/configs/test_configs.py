@@ -6,8 +6,8 @@ from typing import Dict, List
 
 import pytest
 import torch
+from tests.helpers import REPO_ROOT
 
-REPO_ROOT = Path(__file__).parents[2]
 CONFIG_DIR = REPO_ROOT / 'configs'
 
 #: The #param column of the published tables, in millions.

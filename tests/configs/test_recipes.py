@@ -1,12 +1,11 @@
 """The configs carry the published recipes (MODEL_ZOO.md and the reference
 configs): backbone variant and checkpoint, heads, optimizer, schedule,
 batch, augmentation, EMA and evaluation."""
-from pathlib import Path
 from typing import Dict
 
 import pytest
+from tests.helpers import REPO_ROOT
 
-REPO_ROOT = Path(__file__).parents[2]
 HF = 'https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
 
 #: name: channels, depths, groups, drop_path, layer_scale, offset_scale,

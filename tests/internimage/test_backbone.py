@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from .internimage_utils import TINY, compiled_state, core_op_params
+from tests.helpers import TINY, compiled_state, core_op_params
 from projects.internimage import InternImage
 from projects.internimage.backbone import drop_path_rates
 

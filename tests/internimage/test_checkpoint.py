@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import projects.internimage.checkpoint as ckpt_mod
-from .internimage_utils import TINY
+from tests.helpers import TINY
 from projects.internimage import InternImage
 from projects.internimage.checkpoint import strip_prefixes, summarize_keys
 

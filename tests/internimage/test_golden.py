@@ -1,34 +1,20 @@
-"""The backbone against the reference results in ../shared/golden/backbone_*.pt."""
-from pathlib import Path
-from typing import Dict
-
+"""The backbone against the reference results in tests/data/golden/backbone_*.pt."""
 import pytest
 import torch
 
-from .internimage_utils import GOLDEN_DIR, core_op_params
 from projects.internimage import InternImage
+from tests.helpers import core_op_params, golden_files, load_golden, rel_err
 
-CASES = sorted(p.stem for p in GOLDEN_DIR.glob('backbone_*.pt')) or ['backbone_MISSING']
+CASES = [p.stem for p in golden_files('backbone')]
 TOLERANCE = {torch.float64: 1e-5, torch.float32: 1e-3}
-
-
-def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((out.double() - ref).norm() / ref.norm()).item()
-
-
-def load_case(golden_dir: Path, case: str) -> Dict:
-    path = golden_dir / f'{case}.pt'
-    if not path.is_file():
-        pytest.fail(f'golden case {path} is missing')
-    return torch.load(path, weights_only=False)
 
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32], ids=['f64', 'f32'])
 @pytest.mark.parametrize('core_op', core_op_params())
 @pytest.mark.parametrize('case', CASES)
-def test_backbone_golden(golden_dir, require_core_op, case, core_op, dtype):
+def test_backbone_golden(require_core_op, case, core_op, dtype):
     require_core_op(core_op)
-    data = load_case(golden_dir, case)
+    data = load_golden(case)
     model = InternImage(core_op=core_op, **data['kwargs'])
     model.load_state_dict(data['state_dict'], strict=True)
     model = model.to(dtype).eval()
@@ -46,10 +32,10 @@ def test_backbone_golden(golden_dir, require_core_op, case, core_op, dtype):
     assert err < tol, f'grad_input: rel err {err:.2e}'
 
 
-def test_golden_state_dict_keys_match_exactly(golden_dir):
+def test_golden_state_dict_keys_match_exactly():
     """Same key set as the reference for every style (no extra buffers)."""
     for case in CASES:
-        data = load_case(golden_dir, case)
+        data = load_golden(case)
         model = InternImage(core_op='DCNv3_pytorch', **data['kwargs'])
         own = model.state_dict()
         assert set(own) == set(data['state_dict']), case

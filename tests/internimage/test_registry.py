@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from .internimage_utils import TINY
+from tests.helpers import TINY
 
 
 def tiny_cfg(**kwargs) -> dict:

@@ -5,7 +5,7 @@ import torch
 from ops_dcnv3.functions import DCNv3Function, dcnv3_core_pytorch
 from ops_dcnv3.modules import DCNv3, DCNv3_pytorch
 
-from ._utils import DEVICES, random_case, rel_err, requires_compiled
+from tests.helpers import DEVICES, random_case, rel_err, requires_compiled
 
 pytestmark = requires_compiled
 

@@ -10,7 +10,8 @@ import torch
 import ops_dcnv3
 from ops_dcnv3.functions import DCNv3Function, dcnv3_core_pytorch
 
-from ._utils import golden_files, load_case, op_args, random_case, rel_err, requires_compiled
+from tests.helpers import (compiled_op, golden_files, load_golden, op_args, random_case, rel_err,
+                           requires_compiled)
 
 pytestmark = requires_compiled
 
@@ -34,16 +35,12 @@ def _run(core, tensors, args, grad=None):
     return [out] + [t.grad for t in ins]
 
 
-def _compiled(*a):
-    return DCNv3Function.apply(*a, 64)
-
-
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32], ids=['f64', 'f32'])
 @pytest.mark.parametrize('path', golden_files('op'), ids=lambda p: p.stem)
 def test_golden_under_each_isa(path, dtype, isa):
-    case = load_case(path)
+    case = load_golden(path)
     tensors = [case[k].to(dtype) for k in ('input', 'offset', 'mask')]
-    results = _run(_compiled, tensors, op_args(case), case['grad_output'])
+    results = _run(compiled_op, tensors, op_args(case), case['grad_output'])
     tol = 1e-5 if dtype == torch.float64 else 1e-4
     for got, key in zip(results, ('output', 'grad_input', 'grad_offset', 'grad_mask')):
         assert rel_err(got, case[key]) < tol, key
@@ -73,7 +70,7 @@ PATH_CASES = {
 @pytest.mark.parametrize('case', PATH_CASES, ids=list(PATH_CASES))
 def test_paths_match_pytorch_float64(case, isa):
     tensors, args = random_case(**PATH_CASES[case], seed=len(case))
-    for got, ref in zip(_run(_compiled, tensors, args), _run(dcnv3_core_pytorch, tensors, args)):
+    for got, ref in zip(_run(compiled_op, tensors, args), _run(dcnv3_core_pytorch, tensors, args)):
         assert rel_err(got, ref) < 1e-12
 
 
@@ -81,7 +78,7 @@ def test_paths_match_pytorch_float64(case, isa):
 def test_paths_float32_against_float64(case, isa):
     tensors, args = random_case(**PATH_CASES[case], seed=3)
     ref = _run(dcnv3_core_pytorch, tensors, args)
-    got = _run(_compiled, [t.float() for t in tensors], args)
+    got = _run(compiled_op, [t.float() for t in tensors], args)
     for g, r in zip(got, ref):
         assert g.dtype == torch.float32
         assert rel_err(g, r) < 1e-5
@@ -96,7 +93,7 @@ def test_isas_agree_in_float32():
     try:
         for name in ISAS:
             ops_dcnv3.set_cpu_isa(name)
-            results[name] = _run(_compiled, tensors, args)
+            results[name] = _run(compiled_op, tensors, args)
     finally:
         ops_dcnv3.set_cpu_isa(previous)
     first, *others = results.values()
@@ -113,7 +110,7 @@ def test_points_outside_never_read_the_image(isa):
     x[0, 0, 0] = float('inf')
     x[0, 4, 4] = float('nan')
     off = torch.full_like(off, 50.0)  # every point far outside
-    outs = _run(_compiled, [x, off, mask], args)
+    outs = _run(compiled_op, [x, off, mask], args)
     assert all(torch.equal(t, torch.zeros_like(t)) for t in (outs[0], outs[2], outs[3]))
 
 

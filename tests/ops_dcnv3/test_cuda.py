@@ -14,7 +14,7 @@ import torch
 import ops_dcnv3
 from ops_dcnv3.functions import DCNv3Function, dcnv3_core_pytorch
 
-from ._utils import DEVICES, rel_err
+from tests.helpers import DEVICES, rel_err
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA GPU visible'),

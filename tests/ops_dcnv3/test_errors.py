@@ -5,15 +5,9 @@ import torch
 from ops_dcnv3.functions import DCNv3Function, dcnv3_core_pytorch
 from ops_dcnv3.modules import DCNv3_pytorch
 
-from ._utils import random_case, requires_compiled
+from tests.helpers import op_cores, random_case, requires_compiled
 
-
-def _compiled(x, o, m, *args):
-    return DCNv3Function.apply(x, o, m, *args, 64)
-
-
-CORES = [pytest.param(_compiled, id='compiled', marks=requires_compiled),
-         pytest.param(dcnv3_core_pytorch, id='pytorch')]
+CORES = op_cores()
 
 
 def _case():

@@ -1,23 +1,17 @@
-"""The op and the module against the reference results in ../shared/golden."""
+"""The op and the module against the reference results in tests/data/golden."""
 import pytest
 import torch
 
-from ops_dcnv3.functions import DCNv3Function, dcnv3_core_pytorch
 from ops_dcnv3.modules import DCNv3, DCNv3_pytorch
 
-from ._utils import (DEVICES, golden_files, load_case, op_args, rel_err,
-                       requires_compiled)
+from tests.helpers import (DEVICES, golden_files, load_golden, op_args, op_cores, rel_err,
+                           requires_compiled)
 
 # Tolerances of golden/README.md: relative error of outputs and gradients.
 TOL = {torch.float64: 1e-5, torch.float32: 1e-4}
 
 
-def _compiled(x, o, m, *args):
-    return DCNv3Function.apply(x, o, m, *args, 64)
-
-
-CORES = [pytest.param(_compiled, id='compiled', marks=requires_compiled),
-         pytest.param(dcnv3_core_pytorch, id='pytorch')]
+CORES = op_cores()
 
 
 @pytest.mark.parametrize('device', DEVICES)
@@ -25,7 +19,7 @@ CORES = [pytest.param(_compiled, id='compiled', marks=requires_compiled),
 @pytest.mark.parametrize('core', CORES)
 @pytest.mark.parametrize('path', golden_files('op'), ids=lambda p: p.stem)
 def test_op_golden(path, core, dtype, device):
-    case = load_case(path)
+    case = load_golden(path)
     x, off, mask = (case[k].to(device, dtype).requires_grad_()
                     for k in ('input', 'offset', 'mask'))
     out = core(x, off, mask, *op_args(case))
@@ -47,7 +41,7 @@ MODULES = [pytest.param(DCNv3, id='DCNv3', marks=requires_compiled),
 @pytest.mark.parametrize('module_cls', MODULES)
 @pytest.mark.parametrize('path', golden_files('module'), ids=lambda p: p.stem)
 def test_module_golden(path, module_cls, dtype, device):
-    case = load_case(path)
+    case = load_golden(path)
     module = module_cls(**case['kwargs']).to(device, dtype).eval()
     module.load_state_dict(case['state_dict'], strict=True)
     x = case['input'].to(device, dtype).requires_grad_()
@@ -58,6 +52,6 @@ def test_module_golden(path, module_cls, dtype, device):
 
 
 def test_module_state_dict_keys_match_reference():
-    case = load_case(golden_files('module')[-1])
+    case = load_golden(golden_files('module')[-1])
     module = DCNv3_pytorch(**case['kwargs'])
     assert set(module.state_dict()) == set(case['state_dict'])

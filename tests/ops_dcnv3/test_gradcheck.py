@@ -4,7 +4,7 @@ import torch
 
 from ops_dcnv3.functions import DCNv3Function, dcnv3_core_pytorch
 
-from ._utils import random_case, requires_compiled
+from tests.helpers import random_case, requires_compiled
 
 CASES = {
     'k3': dict(N=1, H=4, W=5, G=2, D=3, k=3),

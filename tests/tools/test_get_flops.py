@@ -5,11 +5,10 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from tests.helpers import REPO_ROOT
 
-REPO_ROOT = Path(__file__).parents[2]
 DEMO = REPO_ROOT / 'configs' / 'demo'
 
 

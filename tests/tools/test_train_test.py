@@ -11,8 +11,8 @@ from typing import List
 
 import pytest
 import torch
+from tests.helpers import REPO_ROOT
 
-REPO_ROOT = Path(__file__).parents[2]
 DEMO = REPO_ROOT / 'configs' / 'demo'
 
 
