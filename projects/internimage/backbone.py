@@ -116,6 +116,17 @@ class InternImage(BaseModule):
             raise ValueError(f'frozen_stages must be in [-1, {self.num_levels}], '
                              f'got {frozen_stages}')
 
+        self.settings = dict(
+            core_op=core_op, channels=channels, depths=list(depths), groups=list(groups),
+            mlp_ratio=mlp_ratio, drop_rate=drop_rate, drop_path_rate=drop_path_rate,
+            drop_path_type=drop_path_type, act_layer=act_layer, norm_layer=norm_layer,
+            layer_scale=layer_scale, offset_scale=offset_scale, post_norm=post_norm,
+            with_cp=with_cp, dw_kernel_size=dw_kernel_size,
+            level2_post_norm=level2_post_norm,
+            level2_post_norm_block_ids=(None if level2_post_norm_block_ids is None
+                                        else list(level2_post_norm_block_ids)),
+            res_post_norm=res_post_norm, center_feature_scale=center_feature_scale,
+            out_indices=list(out_indices), frozen_stages=frozen_stages)
         self.core_op = core_op
         self.dcn_cls = get_dcn_class(core_op)
         self.channels = channels
