@@ -13,20 +13,22 @@ overrides, for code that needs the numbers without building a model::
 import copy
 from typing import Any, Dict, Mapping, Optional, Union
 
-#: The architecture arguments when no ``arch`` is given: the reference
-#: model's constructor defaults (its long form ``InternImage(channels=...,
-#: depths=..., ...)`` starts from these, so reference configs work unchanged).
+#: Keys that name a model: a variant sets them; without ``arch``, or with an
+#: ``arch`` dict, they must be given. (The reference's constructor defaults,
+#: channels 64 with groups 3-6-12-24, build no model: 3 does not divide 64.)
+REQUIRED_ARCH_KEYS = ('channels', 'depths', 'groups')
+
+#: The other architecture arguments' values where neither the variant nor
+#: the caller gives them: the reference model's constructor defaults, so the
+#: reference's long form ``InternImage(channels=..., depths=..., groups=...,
+#: ...)`` builds the same model here.
 DEFAULT_ARCH: Dict[str, Any] = dict(
-    channels=64, depths=[3, 4, 18, 5], groups=[3, 6, 12, 24], mlp_ratio=4.,
-    drop_path_rate=0.2, norm_layer='LN', layer_scale=None, offset_scale=1.0,
+    mlp_ratio=4., drop_path_rate=0.2, norm_layer='LN', layer_scale=None, offset_scale=1.0,
     post_norm=False, with_cp=False, dw_kernel_size=None, level2_post_norm=False,
     level2_post_norm_block_ids=None, res_post_norm=False, center_feature_scale=False)
 
 #: The arguments a variant (or an ``arch`` dict) may set.
-ARCH_KEYS = tuple(DEFAULT_ARCH)
-
-#: Keys an ``arch`` dict must give: without them it names no model.
-REQUIRED_ARCH_KEYS = ('channels', 'depths', 'groups')
+ARCH_KEYS = REQUIRED_ARCH_KEYS + tuple(DEFAULT_ARCH)
 
 ARCH_SETTINGS: Dict[str, Dict[str, Any]] = {
     't': dict(channels=64, depths=[4, 4, 18, 4], groups=[4, 8, 16, 32],
@@ -87,16 +89,18 @@ def resolve_arch(arch: Union[str, Mapping[str, Any], None],
 
     Args:
         arch: a variant name (see :func:`get_arch`); a dict of architecture
-            arguments that gives at least ``channels``, ``depths`` and
-            ``groups``; or None, meaning :data:`DEFAULT_ARCH`.
+            arguments; or None (the reference's long form: ``overrides``
+            give the architecture).
         overrides: explicit arguments; they win over the variant's values.
 
     Returns:
         :data:`DEFAULT_ARCH` updated with the variant, then with ``overrides``.
 
     Raises:
-        ValueError: an unknown variant name, an ``arch`` dict with unknown or
-            missing keys, or an ``arch`` of another type.
+        ValueError: an unknown variant name, an ``arch`` dict with unknown
+            keys, an ``arch`` of another type, or (without a variant name)
+            ``channels``, ``depths`` or ``groups`` given neither by the
+            ``arch`` dict nor by ``overrides``.
     """
     settings = copy.deepcopy(DEFAULT_ARCH)
     if isinstance(arch, str):
@@ -106,12 +110,15 @@ def resolve_arch(arch: Union[str, Mapping[str, Any], None],
         if unknown:
             raise ValueError(f'arch dict has unknown key(s) {unknown}; allowed: '
                              f'{list(ARCH_KEYS)}')
-        missing = [k for k in REQUIRED_ARCH_KEYS if k not in arch]
-        if missing:
-            raise ValueError(f'arch dict needs {missing} (it gives {sorted(arch)})')
         settings.update(copy.deepcopy(dict(arch)))
     elif arch is not None:
         raise ValueError(f'arch must be a variant name, a dict or None, got '
                          f'{type(arch).__name__}')
     settings.update(copy.deepcopy(dict(overrides or {})))
+    missing = [k for k in REQUIRED_ARCH_KEYS if k not in settings]
+    if missing:
+        where = 'the arch dict' if arch is not None else 'arch=None'
+        raise ValueError(f'InternImage: {where} needs {missing} as well: name a variant '
+                         f"(arch='t', 's', 'b', 'l', 'xl', 'h' or 'g') or give channels, "
+                         f'depths and groups')
     return settings
