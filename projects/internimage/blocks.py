@@ -10,7 +10,7 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
 from torch import nn
 
-from ops_dcnv3.modules import build_norm_layer
+from ops_dcnv3.modules import norm_layer_with_permutes
 
 from .layers import MLP, DownsampleLayer
 
@@ -39,21 +39,21 @@ class InternImageBlock(nn.Module):
         self.res_post_norm = res_post_norm
         self.use_layer_scale = layer_scale is not None
 
-        self.norm1 = build_norm_layer(channels, norm_layer)
+        self.norm1 = norm_layer_with_permutes(channels, norm_layer)
         self.dcn = dcn_cls(
             channels=channels, kernel_size=3, dw_kernel_size=dw_kernel_size, stride=1,
             pad=1, dilation=1, group=groups, offset_scale=offset_scale,
             act_layer=act_layer, norm_layer=norm_layer,
             center_feature_scale=center_feature_scale)
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
-        self.norm2 = build_norm_layer(channels, norm_layer)
+        self.norm2 = norm_layer_with_permutes(channels, norm_layer)
         self.mlp = MLP(channels, int(channels * mlp_ratio), act_layer=act_layer, drop=drop)
         if self.use_layer_scale:
             self.gamma1 = nn.Parameter(torch.full((channels, ), float(layer_scale)))
             self.gamma2 = nn.Parameter(torch.full((channels, ), float(layer_scale)))
         if res_post_norm:
-            self.res_post_norm1 = build_norm_layer(channels, norm_layer)
-            self.res_post_norm2 = build_norm_layer(channels, norm_layer)
+            self.res_post_norm1 = norm_layer_with_permutes(channels, norm_layer)
+            self.res_post_norm2 = norm_layer_with_permutes(channels, norm_layer)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         dp = self.drop_path
@@ -113,7 +113,7 @@ class InternImageStage(nn.Module):
         ])
         self.has_norm = not post_norm or center_feature_scale
         if self.has_norm:
-            self.norm = build_norm_layer(channels, 'LN')
+            self.norm = norm_layer_with_permutes(channels, 'LN')
         self.post_norm_block_ids: Optional[List[int]] = (
             None if post_norm_block_ids is None else list(post_norm_block_ids))
         if self.post_norm_block_ids is not None:
@@ -122,7 +122,7 @@ class InternImageStage(nn.Module):
                 raise ValueError(f'level2_post_norm_block_ids {bad} are outside the '
                                  f'{depth} blocks of the stage')
             self.post_norms = nn.ModuleList(
-                [build_norm_layer(channels, 'LN') for _ in self.post_norm_block_ids])
+                [norm_layer_with_permutes(channels, 'LN') for _ in self.post_norm_block_ids])
         self.downsample = DownsampleLayer(channels, norm_layer) if downsample else None
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
