@@ -1,8 +1,9 @@
 // CUDA kernels of DCNv3 (forward and backward), all dtypes.
 //
-// The sampling geometry and the bilinear weights come from ../dcnv3_math.h,
-// the same functions the CPU kernel uses. This header holds only the kernels
-// and the device helpers they need. It is written against a handful of CUDA
+// The sampling geometry and the bilinear weights come from ../dcnv3_math.h
+// (whose formulas the CPU kernel restates vectorised). This header holds only
+// the kernels and the device helpers they need. It is written against a
+// handful of CUDA
 // primitives (threadIdx, blockIdx, __syncthreads, __shfl_xor_sync, atomicAdd
 // and the dynamic shared memory) so that the very same source also compiles
 // for the host under DCNV3_EMULATE, where the emulator (cuda_checks/emulate/
