@@ -1,5 +1,5 @@
-"""The InternImage backbone (SPEC-internimage.md) as an mmengine ``BaseModule``,
-registered as ``InternImage`` for mmdet and mmseg.
+"""The InternImage backbone as an mmengine ``BaseModule``, registered as
+``InternImage`` for mmdet and mmseg (structure: docs/model_zoo.md).
 
 Module names equal the reference's, so its checkpoints load with
 ``strict=True`` (``patch_embed``, ``levels.i.blocks.j``, ``levels.i.norm``,

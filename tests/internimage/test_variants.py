@@ -2,9 +2,9 @@
 
 Built on the meta device (no memory, no forward). Parameter counts:
 
-- T: 28,769,520 — the spec's "28.8M", and equal to a hand count.
+- T: 28,769,520 — the published "28.8M", and equal to a hand count.
 - Others: the values this implementation gives, each equal to the independent
-  closed-form count :func:`expected_params` below (written from the spec's
+  closed-form count :func:`expected_params` below (written from the published
   structure, not from the code), and consistent with the published totals
   (classification S 50M, B 97M, L 223M, XL 335M, H 1.08B, G 3B include a
   classifier head of a few million; Mask R-CNN T 49M = 28.8M + ~20M of
@@ -30,7 +30,8 @@ def expected_params(channels, depths, groups, mlp_ratio=4., layer_scale=None,
                     post_norm=False, dw_kernel_size=None, res_post_norm=False,
                     level2_post_norm=False, level2_post_norm_block_ids=None,
                     center_feature_scale=False, **_) -> int:
-    """Closed-form parameter count of the structure in SPEC-internimage.md."""
+    """Closed-form parameter count of the published structure (stem, blocks,
+    stage norms, downsampling), written independently of the code."""
     half = channels // 2
     total = (3 * half * 9 + half) + 2 * half + (half * channels * 9 + channels) + 2 * channels
     k_dw = dw_kernel_size or 3

@@ -4,11 +4,11 @@
 // (whose formulas the CPU kernel restates vectorised). This header holds only
 // the kernels and the device helpers they need. It is written against a
 // handful of CUDA primitives (threadIdx, blockIdx, __syncthreads,
-// __shfl_xor_sync, atomicAdd and the dynamic shared memory) so that the very same source also compiles
-// for the host under DCNV3_EMULATE, where the emulator (cuda_checks/emulate/
-// at the repository root, not part of the package) runs it on a software
-// SIMT model with bounds checks (see simt_emu.h there). Without
-// DCNV3_EMULATE it is plain CUDA.
+// __shfl_xor_sync, atomicAdd and the dynamic shared memory) so that the very
+// same source also compiles for the host under DCNV3_EMULATE, where the
+// emulator (cuda_checks/emulate/ at the repository root, not part of the
+// package) runs it on a software SIMT model with bounds checks (see
+// simt_emu.h there). Without DCNV3_EMULATE it is plain CUDA.
 //
 // Work decomposition
 // ------------------
