@@ -197,7 +197,8 @@ def main() -> int:
             cmd = [cxx, '-c', str(src), '-o', str(obj), '-std=c++17', '-O2', '-fPIC', '-Wall',
                    '-Wextra', '-Wno-unknown-pragmas', *defines, *includes,
                    '-isystem', str(cuda_include), f'-I{SRC}']
-            jobs.append(Job(f'{Path(cxx).name} {src.relative_to(REPO_ROOT)} (-DWITH_CUDA)', cmd, obj))
+            label = f'{Path(cxx).name} {src.relative_to(REPO_ROOT)} (-DWITH_CUDA)'
+            jobs.append(Job(label, cmd, obj))
 
         failed, warned = 0, 0
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -240,7 +241,8 @@ def run_emulator(cxx: str, includes: List[str], out_dir: Path) -> int:
            '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined',
            '-Wall', '-Wextra', '-Wno-unknown-pragmas', *includes, f'-I{EMULATE_DIR}',
            f'-I{CUDA_SRC}', f'-I{SRC}', '-pthread']
-    job = Job(f'{Path(cxx).name} {src.relative_to(REPO_ROOT)} (host SIMT emulation)', cmd, None).run()
+    label = f'{Path(cxx).name} {src.relative_to(REPO_ROOT)} (host SIMT emulation)'
+    job = Job(label, cmd, None).run()
     print(f'  {"ok" if job.rc == 0 else "ERROR":<5} {job.label}  [{job.seconds:.1f} s]')
     if job.rc != 0:
         print('\n'.join('      ' + line for line in job.output.splitlines()))

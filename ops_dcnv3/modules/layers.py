@@ -58,4 +58,5 @@ def act_layer_by_name(act_layer: str) -> nn.Module:
     """'GELU', 'ReLU' or 'SiLU'."""
     if act_layer not in _ACTIVATIONS:
         raise ValueError(f'act_layer must be one of {sorted(_ACTIVATIONS)}, got {act_layer!r}')
-    return _ACTIVATIONS[act_layer](inplace=True) if act_layer == 'ReLU' else _ACTIVATIONS[act_layer]()
+    cls = _ACTIVATIONS[act_layer]
+    return cls(inplace=True) if act_layer == 'ReLU' else cls()

@@ -50,7 +50,8 @@ class StemLayer(nn.Module):
         self.norm1 = norm_layer_with_permutes(mid, norm_layer, 'channels_first', 'channels_first')
         self.act = act_layer_by_name(act_layer)
         self.conv2 = nn.Conv2d(mid, out_chans, kernel_size=3, stride=2, padding=1)
-        self.norm2 = norm_layer_with_permutes(out_chans, norm_layer, 'channels_first', 'channels_last')
+        self.norm2 = norm_layer_with_permutes(out_chans, norm_layer, 'channels_first',
+                                              'channels_last')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.norm1(self.conv1(x)))
