@@ -9,7 +9,7 @@ pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
 model = dict(
     backbone=dict(
         arch='l',
-        with_cp=False,
+        with_cp=False,  # the T base config checkpoints activations; L does not
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     neck=dict(in_channels=[320, 640, 1280]),
     test_cfg=dict(max_per_img=300))

@@ -16,6 +16,8 @@ img_scale = (128, 128)
 max_epochs = 6
 
 model = dict(
+    # arch='t' (from the base config) shrunk; the layer-decay constructor
+    # takes the layer depths from this backbone
     backbone=dict(
         channels=16,
         depths=[1, 1, 2, 1],

@@ -19,6 +19,8 @@ max_iters = 250
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
+    # arch='t' (from the base config) shrunk; the layer-decay constructor
+    # takes the layer depths from this backbone
     backbone=dict(
         channels=16,
         depths=[1, 1, 2, 1],
