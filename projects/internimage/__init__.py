@@ -1,5 +1,7 @@
 """InternImage for OpenMMLab 2.0: the backbone (registered as ``InternImage``
-for mmdet and mmseg) and its layer-wise lr decay optimizer constructor.
+for mmdet and mmseg), its layer-wise lr decay optimizer constructor, the
+reference's DINO head (``InternImageDINOHead``, mmdet) and a runner that
+refuses checkpoints which do not fit the model (``StrictLoadRunner``).
 
 Use from a config with ``custom_imports=dict(imports=['projects.internimage'])``.
 """
@@ -9,10 +11,17 @@ from .backbone import InternImage
 from .checkpoint import load_pretrained
 from .layer_decay import InternImageLayerDecayOptimizerConstructor
 from .registry import register_backbone
+from .strict_load import StrictLoadRunner
 
 register_backbone()
 
+try:  # the DINO head needs mmdet (segmentation-only installs have none)
+    from .dino_head import InternImageDINOHead
+except ModuleNotFoundError as exc:
+    if exc.name != 'mmdet':  # installed but broken: say so
+        raise
+
 __all__ = [
     'InternImage', 'InternImageLayerDecayOptimizerConstructor', 'ARCH_SETTINGS',
-    'get_arch', 'load_pretrained', 'register_backbone'
+    'get_arch', 'load_pretrained', 'register_backbone', 'StrictLoadRunner'
 ]
