@@ -134,9 +134,10 @@ class StrictLoadRunner(Runner):
             ValueError: The checkpoint does not fit; the model is unchanged.
         """
         checkpoint = _load_checkpoint(filename, map_location=map_location)
-        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
+        # before the hooks: EMAHook copies the weights into its EMA model there
         check_checkpoint_fits(model, checkpoint, filename, revise_keys)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(model, checkpoint, True, revise_keys=revise_keys)
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename} (all '

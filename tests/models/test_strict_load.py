@@ -119,3 +119,22 @@ def test_tools_test_refuses_a_wrong_checkpoint(tmp_path, synthetic_data):
                    checkpoint_file(tmp_path, 'mask_rcnn'), '--work-dir', str(tmp_path / 'w'),
                    '--cfg-options', 'runner_type=StrictLoadRunner',
                    f'test_dataloader.dataset.data_root={root}', f'test_evaluator.ann_file={ann}'])
+
+
+def test_mmdet2_ema_checkpoint_loads_its_evaluated_weights(tmp_path):
+    """A Cascade 3x reference file also holds mmdet 2.x's ``ema_*`` copies
+    (the raw training weights): they are dropped, the rest loads strictly."""
+    from projects.internimage.converters.mmdet2_ema import ema_copies
+    weights = load_model_golden('cascade')['state_dict']
+    with_ema = dict(weights)
+    for key, value in weights.items():
+        with_ema['ema_' + key.replace('.', '_')] = value + 1
+    assert len(ema_copies(with_ema)) == len(weights)
+    assert ema_copies({'ema_foo': torch.zeros(1), 'bar': torch.zeros(1)}) == []
+    path = tmp_path / 'cascade_3x.pth'
+    torch.save({'state_dict': with_ema, 'meta': {}}, path)
+    runner = make_runner(tiny_cfg('cascade'), tmp_path, str(path))
+    runner.load_or_resume()
+    state = runner.model.state_dict()
+    assert set(state) == set(weights)
+    assert all(torch.equal(state[k], v) for k, v in weights.items())
