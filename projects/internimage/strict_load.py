@@ -21,7 +21,7 @@ another number of classes), use mmengine's plain runner:
 import re
 from typing import Callable, Dict, List, Mapping, Sequence, Tuple, Union
 
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
@@ -112,6 +112,14 @@ def check_checkpoint_fits(model: nn.Module, checkpoint: Mapping, filename: str,
             '--cfg-options runner_type=Runner.')
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model the checkpoint's keys refer to: inside DDP-style wrappers
+    and test-time-augmentation models (``--tta``), as mmengine loads it."""
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
 @RUNNERS.register_module()
 class StrictLoadRunner(Runner):
     """mmengine's ``Runner`` that loads only checkpoints fitting the model
@@ -136,7 +144,7 @@ class StrictLoadRunner(Runner):
         checkpoint = _load_checkpoint(filename, map_location=map_location)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         # before the hooks: EMAHook copies the weights into its EMA model there
-        check_checkpoint_fits(model, checkpoint, filename, revise_keys)
+        check_checkpoint_fits(unwrap(model), checkpoint, filename, revise_keys)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(model, checkpoint, True, revise_keys=revise_keys)
         self._has_loaded = True
@@ -146,4 +154,4 @@ class StrictLoadRunner(Runner):
 
 
 __all__ = ['StrictLoadRunner', 'check_checkpoint_fits', 'checkpoint_mismatch',
-           'checkpoint_weights']
+           'checkpoint_weights', 'unwrap']

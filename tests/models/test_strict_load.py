@@ -138,3 +138,15 @@ def test_mmdet2_ema_checkpoint_loads_its_evaluated_weights(tmp_path):
     state = runner.model.state_dict()
     assert set(state) == set(weights)
     assert all(torch.equal(state[k], v) for k, v in weights.items())
+
+
+def test_tta_model_loads_the_detector_checkpoint(tmp_path):
+    """``--tta`` wraps the detector: the checkpoint is checked against it."""
+    cfg = tiny_cfg('mask_rcnn')
+    cfg.model = dict(type='DetTTAModel', module=cfg.model,
+                     tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+    runner = make_runner(cfg, tmp_path, checkpoint_file(tmp_path, 'mask_rcnn'))
+    runner.load_or_resume()
+    state = runner.model.module.state_dict()
+    assert all(torch.equal(state[k], v)
+               for k, v in load_model_golden('mask_rcnn')['state_dict'].items())
