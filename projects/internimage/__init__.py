@@ -16,7 +16,7 @@ from .strict_load import StrictLoadRunner
 register_backbone()
 
 try:  # the DINO head needs mmdet (segmentation-only installs have none)
-    from .dino_head import InternImageDINOHead
+    from .dino_head import InternImageDINOHead  # noqa: F401  (registers it)
 except ModuleNotFoundError as exc:
     if exc.name != 'mmdet':  # installed but broken: say so
         raise

@@ -250,6 +250,6 @@ def compare_maps(outs: Sequence[torch.Tensor], refs: Sequence[torch.Tensor]) -> 
     assert len(outs) == len(refs), f'{len(outs)} maps vs {len(refs)} in the golden'
     errs = []
     for i, (out, ref) in enumerate(zip(outs, refs)):
-        assert tuple(out.shape) == tuple(ref.shape), f'map {i}: {tuple(out.shape)} vs {tuple(ref.shape)}'
+        assert out.shape == ref.shape, f'map {i}: {tuple(out.shape)} vs {tuple(ref.shape)}'
         errs.append(max_rel_err(out, ref))
     return errs

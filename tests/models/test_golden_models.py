@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from tests.helpers import core_op_params, max_rel_err, require_compiled_if_built
-from tests.models.golden_models import (compare_maps, load_model_golden, match_rows,
-                                        run_golden, unpack_masks)
+from tests.models.golden_models import (compare_maps, load_model_golden, match_rows, run_golden,
+                                        unpack_masks)
 
 #: The golden README's tolerances.
 TOL = {
@@ -150,4 +150,5 @@ def test_upernet_logits_and_seg_map(core_op):
     yx = ref['seg_top2_gap_below_1e-3_yx'].long()
     may_flip[yx[:, 0], yx[:, 1]] = True
     flipped = (pred != ref_pred) & ~may_flip
-    assert not flipped.any(), f'{int(flipped.sum())} pixels differ: {flipped.nonzero()[:5].tolist()}'
+    assert not flipped.any(), \
+        f'{int(flipped.sum())} pixels differ: {flipped.nonzero()[:5].tolist()}'

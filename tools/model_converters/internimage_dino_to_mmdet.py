@@ -41,6 +41,7 @@ def convert_file(src: str, dst: str) -> int:
         KeyError: A key of ``src`` does not map (named in the message).
     """
     import torch
+
     from projects.internimage.converters.dino import convert_dino, is_reference_dino
 
     if not osp.isfile(src):
