@@ -152,3 +152,10 @@ def test_upernet_logits_and_seg_map(core_op):
     flipped = (pred != ref_pred) & ~may_flip
     assert not flipped.any(), \
         f'{int(flipped.sum())} pixels differ: {flipped.nonzero()[:5].tolist()}'
+
+
+def test_dino_num_feats_patch_is_restored(core_op):
+    """The tiny DINO's reference-encoding patch lives only during its run."""
+    from mmdet.models.layers.transformer import dino_layers, utils
+    run('dino', core_op)
+    assert dino_layers.coordinate_to_encoding is utils.coordinate_to_encoding
