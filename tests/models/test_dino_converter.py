@@ -79,11 +79,12 @@ def test_convert_checkpoint_keeps_meta(golden):
 
 
 def test_load_from_a_reference_file_converts_it(golden, reference_file, tmp_path):
-    """The configs' runner loads a reference file as it is and logs one line."""
-    from mmengine.runner import Runner
+    """The strict runner loads a reference file as it is (converted on the
+    fly, then fitting the model exactly) and logs one line."""
+    from projects.internimage.strict_load import StrictLoadRunner
     cfg = port_config(golden, 'DCNv3_pytorch')
-    runner = Runner(model=cfg.model, work_dir=str(tmp_path / 'work'), load_from=str(reference_file),
-                    default_scope='mmdet')
+    runner = StrictLoadRunner(model=cfg.model, work_dir=str(tmp_path / 'work'),
+                              load_from=str(reference_file), default_scope='mmdet')
     records = []
     handler = logging.Handler()
     handler.emit = records.append
