@@ -30,6 +30,8 @@ model = dict(
         act_cfg=None,
         norm_cfg=dict(type='GN', num_groups=32),
         num_outs=4),
+    # mmdet's DINOHead with the reference's box-reference eps (1e-3)
+    bbox_head=dict(type='InternImageDINOHead'),
     test_cfg=dict(max_per_img=100))
 
 # Flip, then (a) a random short side in 480..800 or (b) a random short side

@@ -1,5 +1,7 @@
 """InternImage for OpenMMLab 2.0: the backbone (registered as ``InternImage``
-for mmdet and mmseg) and its layer-wise lr decay optimizer constructor.
+for mmdet and mmseg), its layer-wise lr decay optimizer constructor, the
+reference's DINO head (``InternImageDINOHead``, mmdet) and a runner that
+refuses checkpoints which do not fit the model (``StrictLoadRunner``).
 
 Use from a config with::
 
@@ -17,10 +19,18 @@ from .checkpoint import load_pretrained
 from .layer_decay import InternImageLayerDecayOptimizerConstructor
 from .model_checks import check_neck_in_channels
 from .registry import register_backbone
+from .strict_load import StrictLoadRunner
 
 register_backbone()
 
+try:  # the DINO head needs mmdet (segmentation-only installs have none)
+    from .dino_head import InternImageDINOHead  # noqa: F401  (registers it)
+except ModuleNotFoundError as exc:
+    if exc.name != 'mmdet':  # installed but broken: say so
+        raise
+
 __all__ = [
     'InternImage', 'InternImageLayerDecayOptimizerConstructor', 'ARCH_SETTINGS',
-    'get_arch', 'load_pretrained', 'register_backbone', 'check_neck_in_channels'
+    'get_arch', 'load_pretrained', 'register_backbone', 'check_neck_in_channels',
+    'StrictLoadRunner'
 ]

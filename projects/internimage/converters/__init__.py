@@ -77,12 +77,16 @@ def convert_checkpoint(checkpoint: MutableMapping, filename: str = '<checkpoint>
         return checkpoint
     converted = fmt.convert(weights)
     print_log(f'InternImage: {filename} is a reference {fmt.name} checkpoint: converted '
-              f'{len(weights)} keys to this project\'s layout in memory', logger='current')
+              f'{len(weights)} keys to {len(converted)} keys of this project\'s layout in '
+              'memory', logger='current')
     if nested:
         checkpoint['state_dict'] = converted
         return checkpoint
     return converted
 
+
+# The layouts: each module registers its own (after the definitions above).
+from . import dino, mmdet2_ema  # noqa: E402,F401
 
 __all__ = ['ReferenceFormat', 'FORMATS', 'register_format', 'detect_format',
            'convert_checkpoint']
