@@ -14,6 +14,9 @@ _base_ = [
 custom_imports = dict(
     imports=['projects.internimage', 'projects.internimage.compat'],
     allow_failed_imports=False)
+# Refuses a checkpoint (load_from, resume, tools/test.py) that does not fit
+# the model, instead of loading part of it (projects/internimage/strict_load.py).
+runner_type = 'StrictLoadRunner'
 
 crop_size = (512, 512)
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'

@@ -9,6 +9,9 @@ _base_ = ['mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py']
 custom_imports = dict(
     imports=['projects.internimage', 'projects.internimage.compat'],
     allow_failed_imports=False)
+# Refuses a checkpoint (load_from, resume, tools/test.py) that does not fit
+# the model, instead of loading part of it (projects/internimage/strict_load.py).
+runner_type = 'StrictLoadRunner'
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
               'internimage_t_1k_224.pth')
