@@ -51,8 +51,11 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     if obj is HistoryBuffer and name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
-        f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) is not '
-        'allowed in a weights-only checkpoint')
+        f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) '
+        f'{_GETATTR_REFUSED}')
+
+
+_GETATTR_REFUSED = 'is not allowed in a weights-only checkpoint'
 
 
 def _numpy_globals() -> List[Tuple[Callable, str]]:
@@ -171,17 +174,20 @@ def read_checkpoint(filename: str, map_location: Any = None, allow_unsafe: bool 
 
 def _find_unsafe(filename: str, is_zip: bool, error: Exception) -> List[str]:
     """Why a weights-only load failed: the disallowed globals ([] = damage)."""
+    text = str(error)
+    found = []
+    if _GETATTR_REFUSED in text:  # our limited getattr refused the call
+        found.append('builtins.getattr(' + text.split('getattr(', 1)[1].split(')', 1)[0] + ')')
     if is_zip:
         try:
-            return _unsafe_globals(filename)
+            found += _unsafe_globals(filename)
         except Exception:
-            return []
-    # Legacy (non-zip) format: only the error message tells.
-    text = str(error)
-    marker = 'Unsupported global: GLOBAL '
-    if marker in text:
-        return [text.split(marker, 1)[1].split()[0]]
-    return []
+            pass
+    else:  # legacy (non-zip) format: only the error message tells
+        marker = 'Unsupported global: GLOBAL '
+        if marker in text:
+            found.append(text.split(marker, 1)[1].split()[0])
+    return found
 
 
 def model_weights(checkpoint: Any) -> Dict[str, torch.Tensor]:
