@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from mmengine.dataset import BaseDataset
 from mmengine.model import BaseModel
-from mmengine.registry import DATASETS, MODELS
+from mmengine.evaluator import BaseMetric
+from mmengine.hooks import Hook
+from mmengine.registry import DATASETS, HOOKS, METRICS, MODELS
 from torch import nn
 
 
@@ -64,3 +66,41 @@ class ToyRegressor(BaseModel):
             targets = torch.stack(targets) if isinstance(targets, (list, tuple)) else targets
             return dict(loss=((out - targets) ** 2).mean())
         return out
+
+
+@HOOKS.register_module(force=True)
+class StopTrainingHook(Hook):
+    """Ends training after epoch / iteration ``after`` (after the checkpoint
+    of that point is saved): an interruption at a known place.
+
+    Args:
+        after: Epoch (or iteration, with ``by_epoch=False``) count to stop at.
+        by_epoch: Count epochs or iterations.
+    """
+
+    priority = 'LOWEST'
+
+    def __init__(self, after: int, by_epoch: bool = True) -> None:
+        self.after, self.by_epoch = after, by_epoch
+
+    def after_train_epoch(self, runner) -> None:
+        if self.by_epoch and runner.epoch + 1 >= self.after:
+            runner.train_loop.stop_training = True
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if not self.by_epoch and runner.iter + 1 >= self.after:
+            runner.train_loop.stop_training = True
+
+
+@METRICS.register_module(force=True)
+class ToyMSEMetric(BaseMetric):
+    """Mean squared error of :class:`ToyRegressor` predictions."""
+
+    def process(self, data_batch, data_samples) -> None:
+        targets = data_batch['targets']
+        targets = torch.stack(targets) if isinstance(targets, (list, tuple)) else targets
+        preds = torch.stack(list(data_samples)).reshape(targets.shape)
+        self.results.append(float(((preds - targets) ** 2).mean()))
+
+    def compute_metrics(self, results) -> dict:
+        return dict(mse=sum(results) / len(results))
