@@ -5,6 +5,7 @@
 - :class:`AtomicLocalBackend`: the ``local_atomic`` file backend, which
   writes checkpoints to a temporary file and renames it.
 """
+from .atomic_backend import AtomicLocalBackend, atomic_write
 from .rng_state_hook import CHECKPOINT_KEY, RNGStateHook, get_rng_state, set_rng_state
 
-__all__ = ['RNGStateHook', 'CHECKPOINT_KEY', 'get_rng_state', 'set_rng_state']
+__all__ = ['AtomicLocalBackend', 'atomic_write', 'RNGStateHook', 'CHECKPOINT_KEY', 'get_rng_state', 'set_rng_state']
