@@ -128,3 +128,35 @@ def test_checkpoint_holds_every_rank_state_and_loads_weights_only(tmp_path):
     assert isinstance(states, list) and len(states) == 1
     assert set(states[0]) >= {'python', 'numpy', 'torch'}
     assert isinstance(RNGStateHook(), Hook)
+
+
+class RecordStart(Hook):
+    """The weights and torch generator state training starts from."""
+
+    priority = 'LOWEST'
+
+    def before_train(self, runner) -> None:
+        self.weights = copy.deepcopy(runner.model.state_dict())
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        if not hasattr(self, 'rng'):
+            self.rng = torch.get_rng_state()
+
+
+def test_load_from_loads_weights_but_keeps_the_seeded_generators(tmp_path):
+    from projects.internimage.checkpoint_reader import read_checkpoint
+    cfg = config(tmp_path / 'src', 'src', True, rng_hook=True)
+    train(cfg, stop_after=1)
+    ckpt = tmp_path / 'src' / 'epoch_1.pth'
+    starts = []
+    for load_from in (None, str(ckpt)):
+        run = config(tmp_path / f'dst_{bool(load_from)}', f'dst{bool(load_from)}', True,
+                     rng_hook=True)
+        run['train_cfg']['max_epochs'] = 1
+        start = RecordStart()
+        run['custom_hooks'].append(start)
+        Runner(**run, load_from=load_from).train()
+        starts.append(start)
+    saved = read_checkpoint(str(ckpt))['state_dict']
+    assert all(torch.equal(starts[1].weights[k], v) for k, v in saved.items())
+    assert torch.equal(starts[0].rng, starts[1].rng)  # not the checkpoint's states
