@@ -26,7 +26,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
-from .checkpoint_reader import load_checkpoint_file
+from .checkpoint_reader import load_checkpoint_file, load_checkpoint_url
 
 #: Key prefixes of classification-only parts, ignored when found in a checkpoint.
 CLASSIFIER_PREFIXES = ('conv_head.', 'head.', 'clip_projector.', 'fc_norm.')
@@ -174,11 +174,15 @@ def check_match(filename: str, checkpoint: object, weights: Mapping[str, torch.T
 
 
 def read_pretrained(filename: str, map_location: str = 'cpu') -> object:
-    """A checkpoint from a local path (:func:`.checkpoint_reader.load_checkpoint_file`)
-    or any scheme mmengine's ``CheckpointLoader`` knows (URLs, ``open-mmlab://``)."""
-    if osp.isfile(osp.expanduser(str(filename))) or '://' not in str(filename):
-        return load_checkpoint_file(filename, map_location=map_location)
-    return CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+    """A checkpoint from a local path or an http(s) URL (read by
+    :mod:`.checkpoint_reader`), or any other scheme mmengine's
+    ``CheckpointLoader`` knows (``open-mmlab://``, ``torchvision://``...)."""
+    name = str(filename)
+    if name.startswith(('http://', 'https://')):
+        return load_checkpoint_url(name, map_location=map_location)
+    if osp.isfile(osp.expanduser(name)) or '://' not in name:
+        return load_checkpoint_file(name, map_location=map_location)
+    return CheckpointLoader.load_checkpoint(name, map_location=map_location)
 
 
 def load_pretrained(model: nn.Module, filename: str, map_location: str = 'cpu',

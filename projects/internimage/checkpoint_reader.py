@@ -31,13 +31,15 @@ import os.path as osp
 import pickle
 import zipfile
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
+from mmengine.dist import barrier, get_dist_info
 from mmengine.logging import HistoryBuffer, print_log
 
 __all__ = ['InvalidCheckpointError', 'SAFE_GLOBALS', 'read_checkpoint', 'verify_crc32',
-           'check_finite', 'model_weights', 'load_checkpoint_file']
+           'check_finite', 'model_weights', 'load_checkpoint_file', 'load_checkpoint_url']
 
 
 class InvalidCheckpointError(ValueError):
@@ -243,3 +245,31 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
     check_finite(model_weights(checkpoint), filename)
     return convert_checkpoint(checkpoint, filename)
 
+
+def load_checkpoint_url(filename: str, map_location: Any = None,
+                        model_dir: Optional[str] = None) -> Any:
+    """Download ``filename`` to torch hub's checkpoint cache (rank 0 first,
+    the others after a barrier) and read it with :func:`load_checkpoint_file`.
+
+    Args:
+        filename: An http(s) URL.
+        map_location: As ``torch.load``'s.
+        model_dir: Cache directory (default: ``<torch hub dir>/checkpoints``).
+    """
+    from torch.hub import download_url_to_file, get_dir
+    model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
+    cached = osp.join(model_dir, osp.basename(urlparse(filename).path))
+
+    def download() -> None:
+        if not osp.isfile(cached):
+            os.makedirs(model_dir, exist_ok=True)
+            download_url_to_file(filename, cached, progress=False)
+
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        download()
+    if world_size > 1:
+        barrier()
+        if rank > 0:
+            download()
+    return load_checkpoint_file(cached, map_location=map_location)

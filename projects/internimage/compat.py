@@ -29,48 +29,15 @@ The patches and why they exist:
    equivalents, so pkg_resources is never imported and never warns.
 """
 import importlib.util
-import os
 import os.path as osp
 from importlib import metadata
-from typing import Any, Optional
-from urllib.parse import urlparse
 
-from mmengine.dist import barrier, get_dist_info
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .checkpoint_reader import load_checkpoint_file
+from .checkpoint_reader import load_checkpoint_file, load_checkpoint_url
 
 __all__ = ['load_checkpoint_file', 'load_checkpoint_url', 'is_installed',
            'get_installed_path', 'package2module', 'apply']
-
-
-def load_checkpoint_url(filename: str, map_location: Any = None,
-                        model_dir: Optional[str] = None) -> Any:
-    """Download ``filename`` to torch hub's checkpoint cache (rank 0 first,
-    the others after a barrier) and read it with :func:`load_checkpoint_file`.
-
-    Args:
-        filename: An http(s) URL.
-        map_location: As ``torch.load``'s.
-        model_dir: Cache directory (default: ``<torch hub dir>/checkpoints``).
-    """
-    from torch.hub import download_url_to_file, get_dir
-    model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
-    cached = osp.join(model_dir, osp.basename(urlparse(filename).path))
-
-    def download() -> None:
-        if not osp.isfile(cached):
-            os.makedirs(model_dir, exist_ok=True)
-            download_url_to_file(filename, cached, progress=False)
-
-    rank, world_size = get_dist_info()
-    if rank == 0:
-        download()
-    if world_size > 1:
-        barrier()
-        if rank > 0:
-            download()
-    return load_checkpoint_file(cached, map_location=map_location)
 
 
 def _patch_checkpoint_loaders() -> None:

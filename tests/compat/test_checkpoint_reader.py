@@ -210,3 +210,31 @@ def test_missing_and_directory(tmp_path):
     os.mkdir(tmp_path / 'dir.pth')
     with pytest.raises(FileNotFoundError, match='dir.pth can not be found'):
         read_checkpoint(str(tmp_path / 'dir.pth'))
+
+
+def test_url_checkpoints_are_downloaded_and_read_the_same_way(tmp_path):
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from projects.internimage.checkpoint_reader import load_checkpoint_url
+    served = tmp_path / 'served'
+    served.mkdir()
+    torch.save({'state_dict': weights()}, served / 'good.pth')
+    bad = weights()
+    bad['layer7.weight'][0, 0] = float('nan')
+    torch.save({'state_dict': bad}, served / 'nan.pth')
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f'http://127.0.0.1:{server.server_address[1]}'
+    try:
+        ckpt = load_checkpoint_url(f'{url}/good.pth', model_dir=str(tmp_path / 'cache'))
+        assert torch.equal(ckpt['state_dict']['layer4.weight'], weights()['layer4.weight'])
+        assert (tmp_path / 'cache' / 'good.pth').is_file()
+        with pytest.raises(InvalidCheckpointError, match=r'cache/nan\.pth is not a valid '
+                           r'checkpoint: NaN or inf in 1 tensor\(s\): layer7\.weight'):
+            load_checkpoint_url(f'{url}/nan.pth', model_dir=str(tmp_path / 'cache'))
+    finally:
+        server.shutdown()
