@@ -33,8 +33,8 @@ When the states are taken and restored:
 
 Limits: data-loader workers own generators the main process cannot read.
 Resume is exact with ``num_workers=0``, and with ``persistent_workers=False``
-(workers are re-seeded each epoch from the main generator); persistent
-workers restart from their seeds. A checkpoint written with another number of
+(workers are re-created and re-seeded each epoch, the same way in both
+runs); persistent workers restart from their seeds. A checkpoint written with another number of
 ranks, or without the states, restores nothing, with a warning.
 """
 import logging
