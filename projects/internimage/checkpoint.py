@@ -26,7 +26,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
-from .checkpoint_reader import load_checkpoint_file, load_checkpoint_url
+from .checkpoint_reader import load_checkpoint_file, load_checkpoint_url, model_weights
 
 #: Key prefixes of classification-only parts, ignored when found in a checkpoint.
 CLASSIFIER_PREFIXES = ('conv_head.', 'head.', 'clip_projector.', 'fc_norm.')
@@ -36,16 +36,11 @@ LAYER_SCALE_SUFFIXES = ('.gamma1', '.gamma2')
 
 
 def extract_weights(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
-    """The weights of a checkpoint: under ``model``, else ``state_dict``,
-    else the top level. Non-tensor entries are dropped."""
+    """The weights of a checkpoint (:func:`.checkpoint_reader.model_weights`);
+    a checkpoint that is not a dict is a TypeError."""
     if not isinstance(checkpoint, Mapping):
         raise TypeError(f'a checkpoint must be a dict, got {type(checkpoint).__name__}')
-    weights = checkpoint
-    for key in ('model', 'state_dict'):
-        if isinstance(checkpoint.get(key), Mapping):
-            weights = checkpoint[key]
-            break
-    return {k: v for k, v in weights.items() if isinstance(v, torch.Tensor)}
+    return model_weights(checkpoint)
 
 
 def _strip(key: str, prefix: str) -> str:

@@ -193,12 +193,13 @@ def _find_unsafe(filename: str, is_zip: bool, error: Exception) -> List[str]:
 
 
 def model_weights(checkpoint: Any) -> Dict[str, torch.Tensor]:
-    """The tensors of a checkpoint's model weights: under ``state_dict``, else
-    ``model``, else the top level (non-tensor entries skipped)."""
+    """The tensors of a checkpoint's model weights: under ``model``
+    (classification checkpoints), else ``state_dict`` (mmengine's), else the
+    top level (non-tensor entries skipped; not a dict: none)."""
     if not isinstance(checkpoint, Mapping):
         return {}
     weights = checkpoint
-    for key in ('state_dict', 'model'):
+    for key in ('model', 'state_dict'):
         if isinstance(checkpoint.get(key), Mapping):
             weights = checkpoint[key]
             break
