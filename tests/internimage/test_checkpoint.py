@@ -215,3 +215,21 @@ def test_strip_prefixes_and_summary():
     assert set(strip_prefixes({'module.a': t, 'head.b': t})) == {'a', 'head.b'}
     keys = [f'levels.{i}.blocks.{j}.gamma1' for i in range(2) for j in range(3)]
     assert summarize_keys(keys + ['head.weight']) == 'levels.*.blocks.*.gamma1 (x6), head.weight'
+
+
+@pytest.mark.parametrize('name', ['mask_rcnn_tiny', 'upernet_tiny'])
+def test_reference_detector_and_segmentor_weights_load_strictly(tmp_path, name):
+    """Whole-model weights saved by the reference implementation (mmdet 2.x /
+    mmseg 0.x layout: ``backbone.`` keys beside neck and heads) fit a
+    T-style backbone with every key, so the strict default accepts them."""
+    from tests.helpers import load_golden, MODEL_GOLDEN_DIR
+    case = load_golden(name, MODEL_GOLDEN_DIR)
+    path = tmp_path / f'{name}.pth'
+    torch.save({'state_dict': case['state_dict'], 'meta': {'mmdet_version': '2.28.1'}}, path)
+    model = tiny(init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    own = model.state_dict()
+    backbone = {k[len('backbone.'):]: v for k, v in case['state_dict'].items()
+                if k.startswith('backbone.')}
+    assert set(backbone) == set(own)
+    assert all(torch.equal(own[k], v) for k, v in backbone.items())
