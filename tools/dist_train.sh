@@ -2,20 +2,22 @@
 # Usage: tools/dist_train.sh CONFIG GPUS [train.py args]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node.
 # Without CUDA the GPUS processes train on CPU through gloo.
+# Ctrl-C or SIGTERM stops every process of the job (see run_torchrun.sh).
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+TOOLS="$(dirname "$0")"
 
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-python -m torch.distributed.run \
+PYTHONPATH="$TOOLS/..":$PYTHONPATH \
+exec "$TOOLS/run_torchrun.sh" \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \
     --nproc_per_node=$GPUS \
     --master_port=$PORT \
-    "$(dirname "$0")/train.py" \
+    "$TOOLS/train.py" \
     "$CONFIG" \
     --launcher pytorch "${@:3}"

@@ -17,6 +17,9 @@ custom_imports = dict(
 # Refuses a checkpoint (load_from, resume, tools/test.py) that does not fit
 # the model, instead of loading part of it (projects/internimage/strict_load.py).
 runner_type = 'StrictLoadRunner'
+# Exact resume: every rank's generator states go into the checkpoints
+# (projects/internimage/engine/rng_state_hook.py).
+custom_hooks = [dict(type='RNGStateHook')]
 
 crop_size = (512, 512)
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
@@ -95,6 +98,9 @@ param_scheduler = [
 ]
 
 # mIoU every 16k iterations (schedule_160k); checkpoints every 1k, keep one.
+# local_atomic: checkpoints are written to a temporary file and renamed, so a
+# kill never leaves a partial checkpoint (local work dirs; drop it for s3://).
 default_hooks = dict(
     checkpoint=dict(
-        by_epoch=False, interval=1000, max_keep_ckpts=1, save_best='mIoU'))
+        by_epoch=False, interval=1000, max_keep_ckpts=1, save_best='mIoU',
+        backend_args=dict(backend='local_atomic')))

@@ -30,5 +30,6 @@ custom_hooks = [
         momentum=0.0001,
         gamma=2000,
         update_buffers=True,
-        priority=49)
+        priority=49),
+    dict(type='RNGStateHook'),
 ]

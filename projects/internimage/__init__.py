@@ -13,6 +13,7 @@ Importing this package patches nothing; importing
 ``projects.internimage.compat`` applies the fixes for the released
 OpenMMLab stack on current PyTorch and setuptools (see README.md).
 """
+from . import engine  # noqa: F401  (registers RNGStateHook and the local_atomic backend)
 from .arch_settings import ARCH_SETTINGS, get_arch
 from .backbone import InternImage
 from .checkpoint import load_pretrained

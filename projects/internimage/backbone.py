@@ -318,7 +318,7 @@ class InternImage(BaseModule):
                 raise ValueError("InternImage: a Pretrained init_cfg needs 'checkpoint'")
             load_pretrained(self, cfg['checkpoint'],
                             map_location=cfg.get('map_location', 'cpu'),
-                            prefix=cfg.get('prefix'))
+                            prefix=cfg.get('prefix'), strict=cfg.get('strict', True))
         self._is_init = True
 
     # -- freezing -------------------------------------------------------

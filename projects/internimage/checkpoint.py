@@ -3,11 +3,21 @@
 Handles the layouts the model zoo uses: weights under ``model``
 (classification), under ``state_dict`` with a ``backbone.`` prefix
 (detection/segmentation, mmdet 2.x / mmseg 0.x) or at the top level, with or
-without a DDP ``module.`` prefix. Shapes are checked before anything is
-loaded; missing and unexpected keys are logged, separating the expected ones
-(classifier head, absent layer scale) from the rest.
+without a DDP ``module.`` prefix (other prefixes: ``init_cfg`` ``prefix``).
+Files are read by :func:`.checkpoint_reader.load_checkpoint_file` (damaged
+files, NaN/inf weights and code-running pickles handled there).
+
+Shapes are checked before anything is loaded. Then every backbone key must
+load, except the expected ones: classifier keys of a classification
+checkpoint (ignored), and layer-scale gammas when the checkpoint has none
+(they keep their initial value). Anything else missing is a ValueError naming
+the file, how many keys matched and the first missing and unexpected keys
+(and a likely prefix): a checkpoint that matches nothing never trains from
+random weights silently. ``init_cfg=dict(type='Pretrained', checkpoint=...,
+strict=False)`` loads what matches and warns about the rest.
 """
 import logging
+import os.path as osp
 import re
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -15,6 +25,8 @@ import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
+
+from .checkpoint_reader import load_checkpoint_file, load_checkpoint_url, model_weights
 
 #: Key prefixes of classification-only parts, ignored when found in a checkpoint.
 CLASSIFIER_PREFIXES = ('conv_head.', 'head.', 'clip_projector.', 'fc_norm.')
@@ -24,16 +36,11 @@ LAYER_SCALE_SUFFIXES = ('.gamma1', '.gamma2')
 
 
 def extract_weights(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
-    """The weights of a checkpoint: under ``model``, else ``state_dict``,
-    else the top level. Non-tensor entries are dropped."""
+    """The weights of a checkpoint (:func:`.checkpoint_reader.model_weights`);
+    a checkpoint that is not a dict is a TypeError."""
     if not isinstance(checkpoint, Mapping):
         raise TypeError(f'a checkpoint must be a dict, got {type(checkpoint).__name__}')
-    weights = checkpoint
-    for key in ('model', 'state_dict'):
-        if isinstance(checkpoint.get(key), Mapping):
-            weights = checkpoint[key]
-            break
-    return {k: v for k, v in weights.items() if isinstance(v, torch.Tensor)}
+    return model_weights(checkpoint)
 
 
 def _strip(key: str, prefix: str) -> str:
@@ -76,20 +83,28 @@ def summarize_keys(keys: Iterable[str]) -> str:
     return ', '.join(ks[0] if len(ks) == 1 else f'{p} (x{len(ks)})' for p, ks in groups.items())
 
 
-def split_expected(missing: Iterable[str], unexpected: Iterable[str]
+def split_expected(missing: Iterable[str], unexpected: Iterable[str],
+                   checkpoint_has_layer_scale: bool = False
                    ) -> Tuple[List[str], List[str], List[str], List[str]]:
-    """``(expected missing, other missing, expected unexpected, other unexpected)``."""
+    """``(expected missing, other missing, expected unexpected, other unexpected)``.
+
+    Expected: classifier keys the checkpoint has and the backbone does not,
+    and layer-scale gammas the backbone has when the checkpoint has none at
+    all (a variant trained without layer scale).
+    """
     missing, unexpected = list(missing), list(unexpected)
-    exp_missing = [k for k in missing if k.endswith(LAYER_SCALE_SUFFIXES)]
+    exp_missing = [] if checkpoint_has_layer_scale else [
+        k for k in missing if k.endswith(LAYER_SCALE_SUFFIXES)]
     exp_unexpected = [k for k in unexpected if k.startswith(CLASSIFIER_PREFIXES)]
     return (exp_missing, [k for k in missing if k not in exp_missing],
             exp_unexpected, [k for k in unexpected if k not in exp_unexpected])
 
 
 def log_key_report(missing: Iterable[str], unexpected: Iterable[str],
-                   logger: str = 'current') -> None:
+                   logger: str = 'current', checkpoint_has_layer_scale: bool = False) -> None:
     """One log line per kind of key mismatch; expected kinds at INFO level."""
-    exp_missing, missing, exp_unexpected, unexpected = split_expected(missing, unexpected)
+    exp_missing, missing, exp_unexpected, unexpected = split_expected(
+        missing, unexpected, checkpoint_has_layer_scale)
     lines = [
         (exp_unexpected, logging.INFO,
          'ignored {n} classifier key(s) of the checkpoint (expected): {keys}'),
@@ -106,18 +121,98 @@ def log_key_report(missing: Iterable[str], unexpected: Iterable[str],
                       logger=logger, level=level)
 
 
+def guess_prefix(checkpoint_keys: Iterable[str], model_keys: Iterable[str]) -> Optional[str]:
+    """The prefix that, stripped from the checkpoint's keys, makes the most of
+    them model keys (``'module.module.'``, ``'encoder.'``...), or None."""
+    model_keys = set(model_keys)
+    counts: Dict[str, int] = {}
+    for key in checkpoint_keys:
+        parts = key.split('.')
+        for i in range(1, len(parts)):
+            if '.'.join(parts[i:]) in model_keys:
+                prefix = '.'.join(parts[:i]) + '.'
+                counts[prefix] = counts.get(prefix, 0) + 1
+                break
+    return max(counts, key=counts.get) if counts else None
+
+
+def _first(keys: List[str], n: int = 5) -> str:
+    return ', '.join(keys[:n]) + (f', ... ({len(keys) - n} more)' if len(keys) > n else '')
+
+
+def check_match(filename: str, checkpoint: object, weights: Mapping[str, torch.Tensor],
+                model_keys: List[str], missing: List[str], unexpected: List[str],
+                checkpoint_has_layer_scale: bool) -> None:
+    """Raise ValueError when backbone keys that are not expected to be missing
+    did not load (see :func:`split_expected`), naming the file, how many keys
+    matched and the first missing and unexpected keys."""
+    _, other_missing, _, other_unexpected = split_expected(
+        missing, unexpected, checkpoint_has_layer_scale)
+    if not other_missing:
+        return
+    matched = len(model_keys) - len(missing)
+    text = (f'InternImage: the checkpoint {filename} does not fit the backbone: '
+            f'{matched} of its {len(model_keys)} tensors matched a checkpoint key; '
+            f'{len(other_missing)} missing, first: {_first(other_missing)}')
+    if other_unexpected:
+        text += f'; {len(other_unexpected)} unexpected, first: {_first(other_unexpected)}'
+    if not weights:
+        top = list(checkpoint) if isinstance(checkpoint, Mapping) else []
+        text += (f'; no tensors found under model/state_dict/the top level (top-level keys: '
+                 f'{_first([str(k) for k in top])})')
+    prefix = guess_prefix(weights, model_keys)
+    if prefix:
+        text += f"; its keys look prefixed with {prefix!r}: try init_cfg prefix='{prefix}'"
+    text += (". To load it anyway, set init_cfg=dict(type='Pretrained', checkpoint=..., "
+             'strict=False)')
+    raise ValueError(text)
+
+
+def read_pretrained(filename: str, map_location: str = 'cpu') -> object:
+    """A checkpoint from a local path or an http(s) URL (read by
+    :mod:`.checkpoint_reader`), or any other scheme mmengine's
+    ``CheckpointLoader`` knows (``open-mmlab://``, ``torchvision://``...)."""
+    name = str(filename)
+    if name.startswith(('http://', 'https://')):
+        return load_checkpoint_url(name, map_location=map_location)
+    if osp.isfile(osp.expanduser(name)) or '://' not in name:
+        return load_checkpoint_file(name, map_location=map_location)
+    return CheckpointLoader.load_checkpoint(name, map_location=map_location)
+
+
 def load_pretrained(model: nn.Module, filename: str, map_location: str = 'cpu',
-                    prefix: Optional[str] = None,
-                    logger: str = 'current') -> Tuple[List[str], List[str]]:
+                    prefix: Optional[str] = None, logger: str = 'current',
+                    strict: bool = True) -> Tuple[List[str], List[str]]:
     """Load a checkpoint file into ``model`` (see the module docstring).
 
-    Returns ``(missing_keys, unexpected_keys)``.
+    Args:
+        model: The backbone.
+        filename: Path or URL of the checkpoint.
+        map_location: As ``torch.load``'s.
+        prefix: Keep only keys with this prefix, stripped (default
+            ``backbone.`` when present).
+        logger: Where the key report goes.
+        strict: Raise ValueError when backbone keys that are not expected to
+            be missing (classifier keys, absent layer scale) do not load.
+            With False, they keep their initial value with a warning.
+
+    Returns:
+        ``(missing_keys, unexpected_keys)``.
     """
-    checkpoint = CheckpointLoader.load_checkpoint(filename, map_location=map_location)
+    checkpoint = read_pretrained(filename, map_location=map_location)
     weights = strip_prefixes(extract_weights(checkpoint), prefix)
-    check_shapes(weights, model.state_dict())
+    model_state = model.state_dict()
+    check_shapes(weights, model_state)
+    model_keys = list(model_state)
+    missing = [k for k in model_keys if k not in weights]
+    unexpected = [k for k in weights if k not in model_state]
+    has_layer_scale = any(k.endswith(LAYER_SCALE_SUFFIXES) for k in weights)
+    if strict:
+        check_match(filename, checkpoint, weights, model_keys, missing, unexpected,
+                    has_layer_scale)
     result = model.load_state_dict(weights, strict=False)
     loaded = len(weights) - len(result.unexpected_keys)
     print_log(f'InternImage: loaded {loaded} tensors from {filename}', logger=logger)
-    log_key_report(result.missing_keys, result.unexpected_keys, logger=logger)
+    log_key_report(result.missing_keys, result.unexpected_keys, logger=logger,
+                   checkpoint_has_layer_scale=has_layer_scale)
     return list(result.missing_keys), list(result.unexpected_keys)

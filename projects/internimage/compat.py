@@ -1,78 +1,49 @@
-"""Fixes for gaps of the released OpenMMLab 2.0 stack on current PyTorch and
-setuptools. Importing this module applies them; each is idempotent.
+"""The project's patches to the released OpenMMLab 2.0 stack, in one place.
 
-1. ``torch.load`` defaults to ``weights_only=True`` since PyTorch 2.6, so
-   mmengine's checkpoint loaders (which call ``torch.load(f, map_location)``)
-   refuse the checkpoints mmengine itself writes (they pickle ``meta`` with
-   message hubs, numpy scalars, config dicts) and resume fails. We re-register
-   mmengine's local and HTTP(S) checkpoint schemes, through mmengine's own
-   ``CheckpointLoader.register_scheme``, with loaders that pass
-   ``weights_only=False``: checkpoints are trusted files, as they were when
-   mmengine was written.
-2. mmengine resolves ``mmdet::``/``mmseg::`` base configs with
-   ``pkg_resources``, which setuptools 82 removed. Our requirements keep a
-   setuptools that has it; when it is missing anyway, mmengine's package
-   helpers are replaced with ``importlib.metadata`` equivalents.
+Importing ``projects.internimage`` patches nothing. The patches are applied
+by :func:`apply` (idempotent), which importing this module calls:
+
+* configs list it: ``custom_imports=dict(imports=['projects.internimage',
+  'projects.internimage.compat'])``;
+* the tools call ``compat.apply()`` before they parse a config, so that
+  parsing the config's ``mmdet::``/``mmseg::`` bases already benefits.
+
+The patches and why they exist:
+
+1. **Checkpoint loaders.** mmengine's loaders for local files and HTTP(S)
+   URLs call ``torch.load(f, map_location)``. Since torch 2.6 that means
+   ``weights_only=True`` without the types mmengine's own checkpoints hold,
+   so ``resume`` fails; before 2.6 it meant unpickling (running) anything.
+   Both schemes are re-registered, through mmengine's own
+   ``CheckpointLoader.register_scheme``, with
+   :func:`~.checkpoint_reader.load_checkpoint_file`: CRC-checked, weights
+   only first (mmengine's meta types allowed), the full unpickler only for
+   files that need it (one warning naming the file), NaN/inf weights
+   refused, reference layouts converted (:mod:`.converters`).
+2. **Package helpers without pkg_resources.** mmengine resolves
+   ``mmdet::``/``mmseg::`` bases with ``pkg_resources``, which setuptools 81
+   deprecates (a ``pkg_resources is deprecated`` warning on every lookup,
+   and a slow reload of pkg_resources each time) and setuptools 82 removes
+   (the lookup fails). mmengine's ``is_installed``, ``get_installed_path``
+   and ``package2module`` are replaced with ``importlib.metadata``
+   equivalents, so pkg_resources is never imported and never warns.
 """
 import importlib.util
 import os.path as osp
-import warnings
 from importlib import metadata
-from typing import Optional
 
-import torch
-from mmengine.dist import barrier, get_dist_info
 from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ['load_checkpoint_file', 'load_checkpoint_url', 'apply']
+from .checkpoint_reader import load_checkpoint_file, load_checkpoint_url
 
-
-def load_checkpoint_file(filename: str, map_location=None) -> dict:
-    """mmengine's local-file loader, with ``weights_only=False``."""
-    from .converters import convert_checkpoint
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    checkpoint = torch.load(filename, map_location=map_location, weights_only=False)
-    return convert_checkpoint(checkpoint, filename)
-
-
-def load_checkpoint_url(filename: str, map_location=None,
-                        model_dir: Optional[str] = None) -> dict:
-    """mmengine's HTTP(S) loader (rank 0 downloads first), ``weights_only=False``."""
-    from torch.hub import load_state_dict_from_url
-
-    def load() -> dict:
-        return load_state_dict_from_url(filename, model_dir=model_dir,
-                                        map_location=map_location,
-                                        weights_only=False)
-
-    from .converters import convert_checkpoint
-    rank, world_size = get_dist_info()
-    if rank == 0:
-        checkpoint = load()
-    if world_size > 1:
-        barrier()
-        if rank > 0:
-            checkpoint = load()
-    return convert_checkpoint(checkpoint, filename)
+__all__ = ['load_checkpoint_file', 'load_checkpoint_url', 'is_installed',
+           'get_installed_path', 'package2module', 'apply']
 
 
 def _patch_checkpoint_loaders() -> None:
     CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
     CheckpointLoader.register_scheme(prefixes=('http://', 'https://'),
                                      loader=load_checkpoint_url, force=True)
-
-
-def _has_pkg_resources() -> bool:
-    with warnings.catch_warnings():
-        # setuptools >= 81 warns on import that pkg_resources is deprecated.
-        warnings.simplefilter('ignore')
-        try:
-            import pkg_resources  # noqa: F401
-        except ImportError:
-            return False
-    return True
 
 
 def _distribution_top_level(dist: metadata.Distribution, package: str) -> str:
@@ -86,7 +57,11 @@ def _distribution_top_level(dist: metadata.Distribution, package: str) -> str:
 
 
 def is_installed(package: str) -> bool:
-    """``mmengine.utils.is_installed`` without pkg_resources."""
+    """``mmengine.utils.is_installed`` without pkg_resources.
+
+    Args:
+        package: Distribution (or module) name.
+    """
     try:
         metadata.distribution(package)
         return True
@@ -96,7 +71,11 @@ def is_installed(package: str) -> bool:
 
 
 def get_installed_path(package: str) -> str:
-    """``mmengine.utils.get_installed_path`` without pkg_resources."""
+    """``mmengine.utils.get_installed_path`` without pkg_resources.
+
+    Args:
+        package: Distribution (or module) name.
+    """
     try:
         dist = metadata.distribution(package)
     except metadata.PackageNotFoundError:
@@ -115,7 +94,11 @@ def get_installed_path(package: str) -> str:
 
 
 def package2module(package: str) -> str:
-    """``mmengine.utils.package_utils.package2module`` without pkg_resources."""
+    """``mmengine.utils.package_utils.package2module`` without pkg_resources.
+
+    Args:
+        package: Distribution name.
+    """
     return _distribution_top_level(metadata.distribution(package), package)
 
 
@@ -132,12 +115,10 @@ def _patch_package_utils() -> None:
                 setattr(module, name, fn)
 
 
-def apply(force_package_utils: bool = False) -> None:
-    """Applies the fixes (the package-utils one only where pkg_resources is
-    missing, or when forced, which the tests use)."""
+def apply() -> None:
+    """Apply the patches listed in the module docstring (idempotent)."""
     _patch_checkpoint_loaders()
-    if force_package_utils or not _has_pkg_resources():
-        _patch_package_utils()
+    _patch_package_utils()
 
 
 apply()

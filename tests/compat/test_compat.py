@@ -93,3 +93,66 @@ def test_replacements_agree_with_pkg_resources():
     for package in ('mmdet', 'mmsegmentation', 'mmengine', 'mmcv'):
         assert compat.get_installed_path(package) == original(package)
     assert compat.package2module('mmsegmentation') == 'mmseg'
+
+
+# Imports a submodule without running the package __init__ (an empty
+# package module stands in for it), to check the submodule alone.
+WITHOUT_PACKAGE_INIT = """
+    import sys, types, projects
+    pkg = types.ModuleType('projects.internimage')
+    pkg.__path__ = [projects.__path__[0] + '/internimage']
+    sys.modules['projects.internimage'] = pkg
+"""
+
+
+def _patched_state_after(imports: str, prelude: str = '') -> str:
+    """In a fresh interpreter: import ``imports``, then report whether
+    mmengine's local checkpoint loader and package helpers are still its own."""
+    result = _run(prelude + f"""
+    import {imports}
+    import mmengine.utils.package_utils as pu
+    from mmengine.runner.checkpoint import CheckpointLoader
+    loader = CheckpointLoader._get_checkpoint_loader('x.pth')
+    print('loader', loader.__module__)
+    print('is_installed', pu.is_installed.__module__)
+    """)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_importing_project_modules_patches_nothing():
+    out = _patched_state_after('projects.internimage.checkpoint_reader, '
+                               'projects.internimage.checkpoint, projects.internimage.engine',
+                               WITHOUT_PACKAGE_INIT)
+    assert 'loader mmengine.runner.checkpoint' in out
+    assert 'is_installed mmengine.utils.package_utils' in out
+
+
+def test_importing_the_package_patches_nothing():
+    out = _patched_state_after('projects.internimage')
+    assert 'loader mmengine.runner.checkpoint' in out
+    assert 'is_installed mmengine.utils.package_utils' in out
+
+
+def test_importing_compat_applies_the_patches():
+    out = _patched_state_after('projects.internimage.compat')
+    assert 'loader projects.internimage.checkpoint_reader' in out
+    assert 'is_installed projects.internimage.compat' in out
+
+
+def test_parsing_mmdet_bases_after_apply_does_not_warn_about_pkg_resources():
+    code = """
+    import sys, warnings
+    from projects.internimage import compat
+    compat.apply()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+    """ + textwrap.indent(textwrap.dedent(PARSE_MMDET_BASE), '    ') + """
+    print('warnings:', [str(w.message)[:60] for w in caught if 'pkg_resources' in str(w.message)])
+    print('imported:', 'pkg_resources' in sys.modules)
+    """
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    assert 'scope: mmdet' in result.stdout
+    assert 'warnings: []' in result.stdout and 'imported: False' in result.stdout
+    assert 'pkg_resources is deprecated' not in result.stderr

@@ -84,18 +84,98 @@ def test_missing_layer_scale_is_expected_and_starts_at_one(tmp_path, logs):
     assert len(line) == 1 and '10 layer-scale key(s)' in line[0]
 
 
-def test_unexpected_and_missing_keys_warn(tmp_path, logs):
+def test_unexpected_and_missing_keys_warn_with_strict_false(tmp_path, logs):
     weights = source_weights()
     weights.pop('levels.3.norm.0.weight')
     weights['levels.9.something'] = torch.zeros(1)
     path = tmp_path / 'odd.pth'
     torch.save(weights, path)
-    model = tiny(init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model = tiny(init_cfg=dict(type='Pretrained', checkpoint=str(path), strict=False))
     model.init_weights()
     warnings = [m for lvl, m in logs if lvl >= logging.WARNING]
     assert len(warnings) == 2
     assert any('levels.9.something' in m and 'unexpected' in m for m in warnings)
     assert any('levels.3.norm.0.weight' in m and 'missing' in m for m in warnings)
+    assert torch.equal(model.state_dict()['levels.2.blocks.1.mlp.fc2.weight'],
+                       weights['levels.2.blocks.1.mlp.fc2.weight'])
+
+
+def _half(sd):
+    keys = sorted(sd)
+    return {k: sd[k] for k in keys[::2]}
+
+
+#: Checkpoints that load no backbone key, or leave non-expected keys missing.
+#: name -> (make checkpoint from the backbone weights, text the error must hold).
+NOT_MATCHING = {
+    'nested_module_module': (lambda sd: {f'module.module.{k}': v for k, v in sd.items()},
+                             "prefixed with 'module.'"),
+    'weights_key': (lambda sd: {'weights': sd}, "top-level keys: weights"),
+    'model_state_key': (lambda sd: {'model_state': sd}, 'top-level keys: model_state'),
+    'encoder_prefix': (lambda sd: {f'encoder.{k}': v for k, v in sd.items()},
+                       "prefixed with 'encoder.'"),
+    'empty': (lambda sd: {}, 'top-level keys: '),
+    'half_the_keys': (_half, 'missing, first: '),
+    'some_gammas_missing': (lambda sd: {k: v for k, v in sd.items()
+                                        if k != 'levels.0.blocks.0.gamma1'},
+                            'first: levels.0.blocks.0.gamma1'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(NOT_MATCHING))
+def test_checkpoint_that_does_not_fit_is_an_error(tmp_path, case):
+    make, text = NOT_MATCHING[case]
+    weights = source_weights()
+    path = tmp_path / f'{case}.pth'
+    torch.save(make(weights), path)
+    model = tiny(init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(ValueError) as info:
+        model.init_weights()
+    msg = str(info.value)
+    n_model = len(weights)
+    matched = len(make(weights)) if case in ('half_the_keys', 'some_gammas_missing') else 0
+    assert str(path) in msg
+    assert f'{matched} of its {n_model} tensors matched' in msg, msg
+    assert 'missing, first: ' in msg and text in msg, msg
+    assert "strict=False" in msg
+    if case == 'half_the_keys':
+        missing_first = [k for k in weights if k not in make(weights)][0]
+        assert missing_first in msg
+
+
+def test_suggested_prefix_loads(tmp_path):
+    weights = source_weights()
+    path = tmp_path / 'enc.pth'
+    torch.save({f'encoder.{k}': v for k, v in weights.items()}, path)
+    model = tiny(init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='encoder.'))
+    model.init_weights()
+    assert torch.equal(model.state_dict()['patch_embed.conv1.weight'],
+                       weights['patch_embed.conv1.weight'])
+
+
+def test_strict_false_loads_what_matches(tmp_path, logs):
+    weights = source_weights()
+    half = _half(weights)
+    path = tmp_path / 'half.pth'
+    torch.save(half, path)
+    model = tiny(init_cfg=dict(type='Pretrained', checkpoint=str(path), strict=False))
+    model.init_weights()
+    own = model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in half.items())
+    assert any(f'{len(weights) - len(half)} key(s) missing' in m
+               for lvl, m in logs if lvl >= logging.WARNING)
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_non_finite_weights_are_refused_naming_the_key(tmp_path, bad):
+    weights = source_weights()
+    weights['levels.1.blocks.0.mlp.fc1.weight'][0, 0] = bad
+    path = tmp_path / 'nan.pth'
+    torch.save({'model': weights}, path)
+    model = tiny(init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(ValueError, match=r'nan\.pth is not a valid checkpoint: NaN or inf in '
+                       r'1 tensor\(s\): levels\.1\.blocks\.0\.mlp\.fc1\.weight \(1 of'):
+        model.init_weights()
 
 
 def test_wrong_shape_is_an_error_and_loads_nothing(tmp_path):
@@ -135,3 +215,21 @@ def test_strip_prefixes_and_summary():
     assert set(strip_prefixes({'module.a': t, 'head.b': t})) == {'a', 'head.b'}
     keys = [f'levels.{i}.blocks.{j}.gamma1' for i in range(2) for j in range(3)]
     assert summarize_keys(keys + ['head.weight']) == 'levels.*.blocks.*.gamma1 (x6), head.weight'
+
+
+@pytest.mark.parametrize('name', ['mask_rcnn_tiny', 'upernet_tiny'])
+def test_reference_detector_and_segmentor_weights_load_strictly(tmp_path, name):
+    """Whole-model weights saved by the reference implementation (mmdet 2.x /
+    mmseg 0.x layout: ``backbone.`` keys beside neck and heads) fit a
+    T-style backbone with every key, so the strict default accepts them."""
+    from tests.helpers import load_golden, MODEL_GOLDEN_DIR
+    case = load_golden(name, MODEL_GOLDEN_DIR)
+    path = tmp_path / f'{name}.pth'
+    torch.save({'state_dict': case['state_dict'], 'meta': {'mmdet_version': '2.28.1'}}, path)
+    model = tiny(init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    own = model.state_dict()
+    backbone = {k[len('backbone.'):]: v for k, v in case['state_dict'].items()
+                if k.startswith('backbone.')}
+    assert set(backbone) == set(own)
+    assert all(torch.equal(own[k], v) for k, v in backbone.items())

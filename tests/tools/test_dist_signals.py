@@ -1,0 +1,89 @@
+"""Stopping tools/dist_train.sh stops the whole job.
+
+torchrun starts each worker in a session of its own, so neither Ctrl-C in
+the terminal nor a SIGTERM to the launcher reached the workers: they trained
+on. The launcher now forwards both to torchrun and every worker's process
+group, and kills what is left after a grace period.
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from tests.helpers import REPO_ROOT
+
+CONFIG = 'tests/engine/toy_train_config.py'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def children(pid: int) -> List[int]:
+    found = []
+    for entry in Path('/proc').iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / 'stat').read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(')', 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != 'Z'
+
+
+@pytest.mark.parametrize('how', ['sigterm_to_launcher', 'ctrl_c_to_process_group'])
+def test_stopping_the_launcher_stops_every_worker(tmp_path, how):
+    log = open(tmp_path / 'launcher.log', 'w')
+    env = dict(os.environ, PORT=str(free_port()), STOP_GRACE='5')
+    launcher = subprocess.Popen(
+        ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(tmp_path / 'work'),
+         '--cfg-options', 'train_cfg.max_epochs=100000'],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    job: List[int] = []
+    try:
+        deadline = time.time() + 120
+        torchrun = workers = []
+        while time.time() < deadline and launcher.poll() is None:
+            torchrun = children(launcher.pid)
+            workers = [w for t in torchrun for w in children(t)]
+            if len(workers) == 2:
+                break
+            time.sleep(0.2)
+        time.sleep(2)  # the workers are starting (in their own sessions from the start)
+        assert len(workers) == 2, (tmp_path / 'launcher.log').read_text()[-3000:]
+        job = torchrun + workers
+        # the workers run in sessions of their own
+        assert all(os.getsid(w) == w for w in workers)
+        if how == 'sigterm_to_launcher':
+            launcher.send_signal(signal.SIGTERM)
+            expected = 128 + signal.SIGTERM
+        else:  # what the terminal does on Ctrl-C: SIGINT to the foreground group
+            os.killpg(launcher.pid, signal.SIGINT)
+            expected = 128 + signal.SIGINT
+        start = time.time()
+        while time.time() - start < 15 and any(running(p) for p in job):
+            time.sleep(0.2)
+        survivors = [p for p in job if running(p)]
+        assert not survivors, f'still running {time.time() - start:.1f} s later: {survivors}'
+        assert launcher.wait(timeout=10) == expected
+    finally:
+        for pid in job + [launcher.pid]:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+        log.close()
