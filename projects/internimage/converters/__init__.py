@@ -84,5 +84,8 @@ def convert_checkpoint(checkpoint: MutableMapping, filename: str = '<checkpoint>
     return converted
 
 
+# The layouts: each module registers its own (after the definitions above).
+from . import mask2former  # noqa: E402,F401
+
 __all__ = ['ReferenceFormat', 'FORMATS', 'register_format', 'detect_format',
            'convert_checkpoint']
