@@ -23,6 +23,12 @@ from torch import nn
 
 NO_DECAY_NAME_PARTS = ('relative_position', 'norm', 'sampling_offsets')
 OFFSET_NAME_PARTS = ('sampling_offsets', 'reference_points')
+#: Mask2Former head parameters that the reference puts in layer 0 with the
+#: stem (the smallest lr scale): the queries, the level embedding and the
+#: class / mask embeddings.
+LAYER0_HEAD_PREFIXES = ('decode_head.mask_embed', 'decode_head.cls_embed',
+                        'decode_head.level_embed', 'decode_head.query_embed',
+                        'decode_head.query_feat')
 
 
 def get_layer_id(name: str, max_layer_id: int, depths: Sequence[int]) -> int:
@@ -31,9 +37,11 @@ def get_layer_id(name: str, max_layer_id: int, depths: Sequence[int]) -> int:
     ``max_layer_id`` is L - 1 = num_layers + 1, the id of everything outside
     the backbone. Quirks kept from the reference: ``levels.s.post_norms.k``
     takes the id of block k, and the last stage's norm shares the id of the
-    previous stage's norm and downsampling.
+    previous stage's norm and downsampling; a Mask2Former head's queries,
+    level embedding and class / mask embeddings are in layer 0.
     """
-    if name.startswith('backbone.patch_embed') or 'level_embeds' in name:
+    if (name.startswith(('backbone.patch_embed', ) + LAYER0_HEAD_PREFIXES)
+            or 'level_embeds' in name):
         return 0
     if name.startswith('backbone.levels.'):
         parts = name.split('.')
