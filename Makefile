@@ -55,8 +55,8 @@ $(STAMPS)/project: $(STAMPS)/deps $(STAMPS)/ops pyproject.toml
 
 # Compile-only check of the CUDA sources against the installed torch's
 # headers, so CUDA compile errors show without a GPU (skipped without nvcc).
-$(STAMPS)/cuda-compile: $(STAMPS)/torch $(OPS_SOURCES) ops_dcnv3/check_cuda_compile.py
-	$(PYTHON) ops_dcnv3/check_cuda_compile.py
+$(STAMPS)/cuda-compile: $(STAMPS)/torch $(OPS_SOURCES) cuda_checks/check_cuda_compile.py
+	$(PYTHON) cuda_checks/check_cuda_compile.py
 	@touch $@
 
 test: install $(STAMPS)/cuda-compile

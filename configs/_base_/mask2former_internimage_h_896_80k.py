@@ -10,7 +10,8 @@ losses and the Hungarian matching are Mask2Former's: class 2.0 (0.1 on the
 no-object class), mask BCE 5.0 and dice 5.0 on 12544 sampled points.
 
 Optimizer: AdamW (wd 0.05) with layer-wise lr decay 0.95 over the 50
-blocks of InternImage-H; poly (power 1) decay to 0 after a 1500-iteration
+blocks of InternImage-H (the head's queries, level embedding and class /
+mask embeddings in layer 0, as in the reference); poly (power 1) decay to 0 after a 1500-iteration
 linear warm-up from 1e-6 x lr. The leaf configs set the data set, the
 number of classes, the lr and the gradient clipping.
 
@@ -21,8 +22,11 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_80k.py',
 ]
+# `projects.internimage.compat` applies the fixes for the released OpenMMLab
+# stack on current PyTorch (checkpoint loading) and setuptools.
 custom_imports = dict(
-    imports=['projects.internimage'], allow_failed_imports=False)
+    imports=['projects.internimage', 'projects.internimage.compat'],
+    allow_failed_imports=False)
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
               'internimage_h_jointto22k_384.pth')
@@ -38,23 +42,9 @@ model = dict(
         size=(896, 896)),
     backbone=dict(
         type='InternImage',
-        core_op='DCNv3',
-        channels=320,
-        depths=[6, 6, 32, 6],
-        groups=[10, 20, 40, 80],
-        mlp_ratio=4.,
-        drop_path_rate=0.5,
-        norm_layer='LN',
-        layer_scale=None,
-        offset_scale=1.0,
-        post_norm=False,
-        dw_kernel_size=5,
-        res_post_norm=True,
-        level2_post_norm=True,
-        level2_post_norm_block_ids=[5, 11, 17, 23, 29],
-        center_feature_scale=True,
-        with_cp=False,
+        arch='h',
         out_indices=(0, 1, 2, 3),
+        with_cp=False,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(
         type='Mask2FormerHead',
@@ -171,11 +161,7 @@ optim_wrapper = dict(
     optimizer=dict(
         type='AdamW', lr=2e-5, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='InternImageLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(
-        num_layers=50,
-        layer_decay_rate=0.95,
-        depths=[6, 6, 32, 6],
-        offset_lr_scale=1.0))
+    paramwise_cfg=dict(layer_decay_rate=0.95, offset_lr_scale=1.0))
 param_scheduler = [
     dict(
         type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,

@@ -8,17 +8,7 @@ pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
               'internimage_b_1k_224.pth')
 model = dict(
     backbone=dict(
-        channels=112,
-        depths=[4, 4, 21, 4],
-        groups=[7, 14, 28, 56],
-        drop_path_rate=0.4,
-        layer_scale=1.0,
-        offset_scale=1.0,
-        post_norm=True,
+        arch='b',
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(in_channels=[112, 224, 448, 896]),
     auxiliary_head=dict(in_channels=448))
-
-optim_wrapper = dict(
-    paramwise_cfg=dict(
-        num_layers=33, layer_decay_rate=1.0, depths=[4, 4, 21, 4]))

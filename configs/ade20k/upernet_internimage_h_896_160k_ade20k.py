@@ -11,18 +11,7 @@ pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
-        channels=320,
-        depths=[6, 6, 32, 6],
-        groups=[10, 20, 40, 80],
-        drop_path_rate=0.5,
-        layer_scale=None,
-        offset_scale=1.0,
-        post_norm=False,
-        dw_kernel_size=5,
-        res_post_norm=True,
-        level2_post_norm=True,
-        level2_post_norm_block_ids=[5, 11, 17, 23, 29],
-        center_feature_scale=True,
+        arch='h',
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(in_channels=[320, 640, 1280, 2560]),
     auxiliary_head=dict(in_channels=1280))
@@ -77,8 +66,4 @@ test_dataloader = val_dataloader
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
 optim_wrapper = dict(
-    paramwise_cfg=dict(
-        num_layers=50,
-        layer_decay_rate=0.95,
-        depths=[6, 6, 32, 6],
-        offset_lr_scale=1.0))
+    paramwise_cfg=dict(layer_decay_rate=0.95))

@@ -10,13 +10,7 @@ pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
-        channels=160,
-        depths=[5, 5, 22, 5],
-        groups=[10, 20, 40, 80],
-        drop_path_rate=0.4,
-        layer_scale=1.0,
-        offset_scale=2.0,
-        post_norm=True,
+        arch='l',
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(in_channels=[160, 320, 640, 1280]),
     auxiliary_head=dict(in_channels=640))
@@ -71,8 +65,4 @@ test_dataloader = val_dataloader
 optim_wrapper = dict(
     optimizer=dict(lr=2e-5),
     clip_grad=dict(max_norm=0.1, norm_type=2),
-    paramwise_cfg=dict(
-        num_layers=37,
-        layer_decay_rate=0.94,
-        depths=[5, 5, 22, 5],
-        offset_lr_scale=1.0))
+    paramwise_cfg=dict(layer_decay_rate=0.94))

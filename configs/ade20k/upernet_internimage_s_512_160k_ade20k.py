@@ -8,17 +8,7 @@ pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
               'internimage_s_1k_224.pth')
 model = dict(
     backbone=dict(
-        channels=80,
-        depths=[4, 4, 21, 4],
-        groups=[5, 10, 20, 40],
-        drop_path_rate=0.3,
-        layer_scale=1.0,
-        offset_scale=1.0,
-        post_norm=True,
+        arch='s',
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(in_channels=[80, 160, 320, 640]),
     auxiliary_head=dict(in_channels=320))
-
-optim_wrapper = dict(
-    paramwise_cfg=dict(
-        num_layers=33, layer_decay_rate=1.0, depths=[4, 4, 21, 4]))

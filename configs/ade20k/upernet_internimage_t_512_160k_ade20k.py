@@ -9,8 +9,11 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
+# `projects.internimage.compat` applies the fixes for the released OpenMMLab
+# stack on current PyTorch (checkpoint loading) and setuptools.
 custom_imports = dict(
-    imports=['projects.internimage'], allow_failed_imports=False)
+    imports=['projects.internimage', 'projects.internimage.compat'],
+    allow_failed_imports=False)
 
 crop_size = (512, 512)
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
@@ -21,18 +24,7 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='InternImage',
-        core_op='DCNv3',
-        channels=64,
-        depths=[4, 4, 18, 4],
-        groups=[4, 8, 16, 32],
-        mlp_ratio=4.,
-        drop_path_rate=0.2,
-        norm_layer='LN',
-        layer_scale=1.0,
-        offset_scale=1.0,
-        post_norm=False,
-        with_cp=False,
-        out_indices=(0, 1, 2, 3),
+        arch='t',
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(in_channels=[64, 128, 256, 512], num_classes=150),
     auxiliary_head=dict(in_channels=256, num_classes=150),
@@ -81,8 +73,7 @@ optim_wrapper = dict(
     optimizer=dict(
         type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='InternImageLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(
-        num_layers=30, layer_decay_rate=1.0, depths=[4, 4, 18, 4]))
+    paramwise_cfg=dict(layer_decay_rate=1.0))
 
 # Linear warm-up over 1500 iterations (from 1e-6 x lr) multiplied with a
 # linear (power 1) decay to 0 over the 160k iterations, as mmcv's poly policy

@@ -9,8 +9,11 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
+# `projects.internimage.compat` applies the fixes for the released OpenMMLab
+# stack on current PyTorch (checkpoint loading) and setuptools.
 custom_imports = dict(
-    imports=['projects.internimage'], allow_failed_imports=False)
+    imports=['projects.internimage', 'projects.internimage.compat'],
+    allow_failed_imports=False)
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
               'internimage_l_22k_192to384.pth')
@@ -18,18 +21,7 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='InternImage',
-        core_op='DCNv3',
-        channels=160,
-        depths=[5, 5, 22, 5],
-        groups=[10, 20, 40, 80],
-        mlp_ratio=4.,
-        drop_path_rate=0.4,
-        norm_layer='LN',
-        layer_scale=1.0,
-        offset_scale=2.0,
-        post_norm=True,
-        with_cp=False,
-        out_indices=(0, 1, 2, 3),
+        arch='l',
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     neck=dict(
         type='FPN',
@@ -71,8 +63,7 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=0.0001, weight_decay=0.05),
     clip_grad=None,
     constructor='InternImageLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(
-        num_layers=37, layer_decay_rate=0.94, depths=[5, 5, 22, 5]))
+    paramwise_cfg=dict(layer_decay_rate=0.94))
 
 default_hooks = dict(
     checkpoint=dict(interval=1, max_keep_ckpts=3, save_best='auto'))

@@ -17,11 +17,7 @@ auto_scale_lr = dict(enable=False, base_batch_size=64)
 
 optim_wrapper = dict(
     optimizer=dict(lr=0.0002),
-    paramwise_cfg=dict(
-        num_layers=37,
-        layer_decay_rate=0.90,
-        depths=[5, 5, 22, 5],
-        offset_lr_scale=0.01))
+    paramwise_cfg=dict(layer_decay_rate=0.90, offset_lr_scale=0.01))
 
 # The reference's ExpMomentumEMAHook(momentum=1e-4): every iteration
 # ema = (1 - m) * ema + m * param (buffers too) with

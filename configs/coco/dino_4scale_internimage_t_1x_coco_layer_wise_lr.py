@@ -4,8 +4,11 @@
 defaults). Box mAP 53.9, 49M parameters.
 """
 _base_ = ['mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py']
+# `projects.internimage.compat` applies the fixes for the released OpenMMLab
+# stack on current PyTorch (checkpoint loading) and setuptools.
 custom_imports = dict(
-    imports=['projects.internimage'], allow_failed_imports=False)
+    imports=['projects.internimage', 'projects.internimage.compat'],
+    allow_failed_imports=False)
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
               'internimage_t_1k_224.pth')
@@ -15,16 +18,7 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='InternImage',
-        core_op='DCNv3',
-        channels=64,
-        depths=[4, 4, 18, 4],
-        groups=[4, 8, 16, 32],
-        mlp_ratio=4.,
-        drop_path_rate=0.2,
-        norm_layer='LN',
-        layer_scale=1.0,
-        offset_scale=1.0,
-        post_norm=False,
+        arch='t',
         with_cp=True,
         out_indices=(1, 2, 3),
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
@@ -85,10 +79,9 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=0.0001, weight_decay=0.0001),
     clip_grad=dict(max_norm=0.1, norm_type=2),
     constructor='InternImageLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(
-        num_layers=30, layer_decay_rate=0.9, depths=[4, 4, 18, 4]))
+    paramwise_cfg=dict(layer_decay_rate=0.9))
 
-# 12 epochs, lr x0.1 at epoch 11, no warm-up (MODEL_ZOO.md).
+# 12 epochs, lr x0.1 at epoch 11, no warm-up (the published recipe).
 param_scheduler = [
     dict(
         type='MultiStepLR',

@@ -1,8 +1,8 @@
 """A tiny Mask2Former + InternImage for the synthetic-shapes demo.
 
 The Mask2Former + InternImage-H recipe (mmseg 1.x ``Mask2FormerHead``) shrunk
-to run on a CPU: a T-style backbone of width 16 (depths 1-1-2-1), a head of
-32 channels with 10 queries, a 2-layer pixel decoder and a 3-layer
+to run on a CPU: an InternImage-T backbone of width 16 (depths 1-1-2-1), a
+head of 32 channels with 10 queries, a 2-layer pixel decoder and a 3-layer
 transformer decoder, 64x64 crops of the synthetic ADE20K-layout data set
 (``tools/make_synthetic_data.py``; background + 4 shape classes), AdamW at
 lr 4e-3 and 200 iterations of 4 images.
@@ -25,16 +25,11 @@ width, embed, heads = 16, 32, 4
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
+        arch='t',
         channels=width,
         depths=[1, 1, 2, 1],
         groups=[1, 2, 4, 8],
         drop_path_rate=0.0,
-        layer_scale=1.0,
-        dw_kernel_size=None,
-        res_post_norm=False,
-        level2_post_norm=False,
-        level2_post_norm_block_ids=None,
-        center_feature_scale=False,
         init_cfg=None),
     decode_head=dict(
         in_channels=[width, width * 2, width * 4, width * 8],
@@ -111,7 +106,7 @@ test_dataloader = val_dataloader
 
 optim_wrapper = dict(
     optimizer=dict(lr=4e-3),
-    paramwise_cfg=dict(num_layers=5, layer_decay_rate=1.0, depths=[1, 1, 2, 1]))
+    paramwise_cfg=dict(layer_decay_rate=1.0))
 # validate once, at the end
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [

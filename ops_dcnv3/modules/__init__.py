@@ -1,5 +1,5 @@
 """DCNv3 modules (reference parameter names)."""
 from .dcnv3 import DCNv3, DCNv3_pytorch
-from .layers import build_act_layer, build_norm_layer
+from .layers import act_layer_by_name, norm_layer_with_permutes
 
-__all__ = ['DCNv3', 'DCNv3_pytorch', 'build_norm_layer', 'build_act_layer']
+__all__ = ['DCNv3', 'DCNv3_pytorch', 'norm_layer_with_permutes', 'act_layer_by_name']

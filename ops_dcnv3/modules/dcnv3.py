@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..functions import DCNv3Function, dcnv3_core_pytorch
-from .layers import build_act_layer, build_norm_layer
+from .layers import act_layer_by_name, norm_layer_with_permutes
 
 
 def _compiled_core(input, offset, mask, *args):
@@ -45,8 +45,8 @@ class _DCNv3Base(nn.Module):
         self.dw_conv = nn.Sequential(
             nn.Conv2d(channels, channels, dw_kernel_size, stride=1,
                       padding=(dw_kernel_size - 1) // 2, groups=channels),
-            build_norm_layer(channels, norm_layer, 'channels_first', 'channels_last'),
-            build_act_layer(act_layer))
+            norm_layer_with_permutes(channels, norm_layer, 'channels_first', 'channels_last'),
+            act_layer_by_name(act_layer))
         self.offset = nn.Linear(channels, group * points * 2)
         self.mask = nn.Linear(channels, group * points)
         self.input_proj = nn.Linear(channels, channels)

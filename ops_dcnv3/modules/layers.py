@@ -1,4 +1,9 @@
-"""Small layers with the reference's module nesting (it fixes checkpoint keys)."""
+"""Small layers with the reference's module nesting (it fixes checkpoint keys).
+
+The helpers are named apart from mmcv's ``build_norm_layer(cfg, num_features)``
+and ``build_activation_layer(cfg)``, which take config dicts: these take a
+width and a name ('LN'/'BN', 'GELU'/'ReLU'/'SiLU').
+"""
 import torch
 from torch import nn
 
@@ -17,7 +22,7 @@ class ToChannelsFirst(nn.Module):
         return x.permute(0, 3, 1, 2)
 
 
-def build_norm_layer(dim: int, norm_layer: str, in_format: str = 'channels_last',
+def norm_layer_with_permutes(dim: int, norm_layer: str, in_format: str = 'channels_last',
                      out_format: str = 'channels_last', eps: float = 1e-6) -> nn.Sequential:
     """A norm wrapped in the permutes it needs, as an ``nn.Sequential``.
 
@@ -49,8 +54,9 @@ def build_norm_layer(dim: int, norm_layer: str, in_format: str = 'channels_last'
 _ACTIVATIONS = {'GELU': nn.GELU, 'ReLU': nn.ReLU, 'SiLU': nn.SiLU}
 
 
-def build_act_layer(act_layer: str) -> nn.Module:
+def act_layer_by_name(act_layer: str) -> nn.Module:
     """'GELU', 'ReLU' or 'SiLU'."""
     if act_layer not in _ACTIVATIONS:
         raise ValueError(f'act_layer must be one of {sorted(_ACTIVATIONS)}, got {act_layer!r}')
-    return _ACTIVATIONS[act_layer](inplace=True) if act_layer == 'ReLU' else _ACTIVATIONS[act_layer]()
+    cls = _ACTIVATIONS[act_layer]
+    return cls(inplace=True) if act_layer == 'ReLU' else cls()

@@ -1,10 +1,18 @@
-// Sampling-point geometry and bilinear weights of DCNv3, shared by the CPU
-// and CUDA kernels so that both run exactly the same arithmetic.
+// Sampling-point geometry and bilinear weights of DCNv3: the scalar
+// definition of where each point samples and with which weights.
 //
-// Conventions (SPEC-dcnv3.md): tensors are channels-last, input (N, H, W, G*D),
-// offset (N, Ho, Wo, G*P*2), mask (N, Ho, Wo, G*P). Point p = i*kh + j runs
-// with the x (width) index i outer and the y (height) index j inner. Pixel
-// (y, x) has its centre at (y, x); neighbours outside the image contribute 0.
+// Who uses what: the CUDA kernels (cuda/dcnv3_kernels.cuh) call
+// sample_location and bilinear_corners; the CPU kernel (cpu/dcnv3_cpu.cpp)
+// uses only Geometry and restates the same arithmetic vectorised across
+// points (locate_lanes: one SIMD lane per point, no per-point branches), so
+// a change to the formulas here must be mirrored there. Both kernels are
+// checked against the reference results (tests/ops_dcnv3).
+//
+// Conventions (docs/dcnv3.md): tensors are channels-last, input
+// (N, H, W, G*D), offset (N, Ho, Wo, G*P*2), mask (N, Ho, Wo, G*P). Point
+// p = i*kh + j runs with the x (width) index i outer and the y (height)
+// index j inner. Pixel (y, x) has its centre at (y, x); neighbours outside
+// the image contribute 0.
 #pragma once
 
 #include <cmath>

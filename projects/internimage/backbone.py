@@ -1,12 +1,12 @@
-"""The InternImage backbone (SPEC-internimage.md) as an mmengine ``BaseModule``,
-registered as ``InternImage`` for mmdet and mmseg.
+"""The InternImage backbone as an mmengine ``BaseModule``, registered as
+``InternImage`` for mmdet and mmseg (structure: docs/model_zoo.md).
 
 Module names equal the reference's, so its checkpoints load with
 ``strict=True`` (``patch_embed``, ``levels.i.blocks.j``, ``levels.i.norm``,
 ``levels.i.post_norms.k``, ``levels.i.downsample``).
 """
 import warnings
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -14,6 +14,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import initialize
 from torch import nn
 
+from .arch_settings import ARCH_SETTINGS, resolve_arch
 from .blocks import InternImageStage
 from .checkpoint import load_pretrained
 from .layers import StemLayer, get_dcn_class
@@ -47,6 +48,52 @@ def drop_path_rates(drop_path_rate: float, num_blocks: int,
     raise ValueError(f"drop_path_type must be 'linear' or 'uniform', got {drop_path_type!r}")
 
 
+class _FromArch:
+    """The default of the architecture arguments: "take it from ``arch``"."""
+
+    def __repr__(self) -> str:
+        return 'FROM_ARCH'
+
+
+#: Marks an architecture argument the caller did not give.
+FROM_ARCH: Any = _FromArch()
+
+
+def check_arch_settings(settings: Dict[str, Any]) -> None:
+    """Refuse architecture settings that cannot build a model, naming them.
+
+    Args:
+        settings: resolved architecture arguments (see :func:`resolve_arch`).
+
+    Raises:
+        ValueError: non-positive ``channels``, ``mlp_ratio`` or depths;
+            ``depths`` and ``groups`` of different lengths; or a group count
+            that does not divide its stage's width.
+    """
+    channels, depths, groups = settings['channels'], settings['depths'], settings['groups']
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0:
+        raise ValueError(f'channels must be a positive int, got {channels!r}')
+    mlp_ratio = settings['mlp_ratio']
+    if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) \
+            or mlp_ratio <= 0 or int(channels * mlp_ratio) <= 0:
+        raise ValueError(f'mlp_ratio must be a positive number (with channels={channels}, '
+                         f'a hidden width of at least 1), got {mlp_ratio!r}')
+    if len(depths) != len(groups):
+        raise ValueError(f'depths {depths} and groups {groups} differ in length')
+    if not depths:
+        raise ValueError('depths must name at least one stage, got []')
+    for i, (depth, group) in enumerate(zip(depths, groups)):
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth <= 0:
+            raise ValueError(f'depths[{i}] must be a positive int, got {depth!r} '
+                             f'(depths={depths})')
+        width = channels * 2**i
+        if isinstance(group, bool) or not isinstance(group, int) or group <= 0 \
+                or width % group:
+            raise ValueError(f'groups[{i}]={group!r} must be a positive divisor of the '
+                             f'stage-{i} width {width} (channels={channels} * 2**{i}); '
+                             f'groups={groups}')
+
+
 class InternImage(BaseModule):
     """InternImage backbone: a stride-4 stem and four stages of DCNv3 blocks.
 
@@ -55,35 +102,91 @@ class InternImage(BaseModule):
     ``4 * 2**i``), each after the stage's final norm and before its
     downsampling.
 
-    Args are those of the reference model (see SPEC-internimage.md), plus
-    ``frozen_stages`` (-1: none; k >= 0: ``patch_embed`` and stages 0..k-1
-    frozen) and ``init_cfg`` (``dict(type='Pretrained', checkpoint=...)`` loads
-    a reference checkpoint, see :mod:`.checkpoint`). The reference-only
-    ``use_dcn_v4_op``, ``remove_center`` (must be False), ``use_clip_projector``
-    (no effect: the classifier head is not part of the backbone) and
-    ``pretrained`` (a path, turned into a Pretrained ``init_cfg``) are accepted.
+    A variant is chosen by name, ``InternImage(arch='l')``, from the table
+    :attr:`arch_settings`; explicit arguments override the table entry
+    (``InternImage(arch='xl', drop_path_rate=0.6)``). Without ``arch``, the
+    architecture arguments take the reference model's defaults
+    (:data:`~.arch_settings.DEFAULT_ARCH`: channels 64, depths 3-4-18-5,
+    groups 3-6-12-24), so the reference's long form
+    ``InternImage(channels=..., depths=..., groups=..., ...)`` works unchanged.
+    The resolved arguments are kept in :attr:`settings`.
+
+    Args:
+        arch: variant name ('t', 's', 'b', 'l', 'xl', 'h', 'g', any case), a
+            dict of architecture arguments (at least ``channels``, ``depths``,
+            ``groups``), or None for the defaults.
+        core_op: 'DCNv3' (the compiled op) or 'DCNv3_pytorch' (pure PyTorch);
+            same parameters, same results.
+        channels: width of stage 0; stage i has ``channels * 2**i``. From arch.
+        depths: number of blocks of each stage. From arch.
+        groups: DCNv3 groups of each stage; each must divide its stage's
+            width. From arch.
+        mlp_ratio: MLP hidden width over block width. From arch.
+        drop_rate: dropout after the stem and inside the MLPs.
+        drop_path_rate: stochastic depth of the last block. From arch.
+        drop_path_type: 'linear' (0 to ``drop_path_rate`` over all blocks)
+            or 'uniform' (``drop_path_rate`` everywhere).
+        act_layer: 'GELU', 'ReLU' or 'SiLU'.
+        norm_layer: 'LN' or 'BN' for the stem, downsampling, blocks and the
+            DCNv3 depthwise branch (stage and post norms are always LN).
+            From arch.
+        layer_scale: initial value of the per-channel branch scales
+            ``gamma1``/``gamma2``, or None for none. From arch.
+        offset_scale: scale of the DCNv3 sampling offsets. From arch.
+        post_norm: norm after (not before) each branch. From arch.
+        with_cp: recompute each block in the backward pass (activation
+            checkpointing) to save memory. From arch.
+        dw_kernel_size: kernel of the DCNv3 depthwise conv (None: 3). From arch.
+        level2_post_norm: extra LNs inside stage 2 (the H and G variants).
+            From arch.
+        level2_post_norm_block_ids: the stage-2 blocks followed by one of
+            those LNs. From arch.
+        res_post_norm: LN on each branch before the residual sum (H).
+            From arch.
+        center_feature_scale: DCNv3's learnt blend of the output with its
+            input projection (H and G). From arch.
+        out_indices: the stages whose outputs are returned.
+        frozen_stages: -1 for none; k >= 0 freezes ``patch_embed`` and
+            stages 0..k-1 (eval mode, no gradients).
+        init_cfg: mmengine init config; ``dict(type='Pretrained',
+            checkpoint=...)`` loads a reference checkpoint
+            (see :mod:`.checkpoint`).
+        use_dcn_v4_op: reference-only; must be False.
+        use_clip_projector: reference-only; no effect (the classifier head
+            is not part of the backbone).
+        remove_center: reference-only; must be False.
+        pretrained: deprecated checkpoint path, turned into a Pretrained
+            ``init_cfg``.
+
+    Raises:
+        ValueError: bad arguments, naming the argument and its value (see
+            :func:`check_arch_settings`).
     """
 
+    #: The published variants, by name: the table of :mod:`.arch_settings`.
+    arch_settings: Dict[str, Dict[str, Any]] = ARCH_SETTINGS
+
     def __init__(self,
+                 arch: Union[str, Dict[str, Any], None] = None,
                  core_op: str = 'DCNv3',
-                 channels: int = 64,
-                 depths: Sequence[int] = (3, 4, 18, 5),
-                 groups: Sequence[int] = (3, 6, 12, 24),
-                 mlp_ratio: float = 4.,
+                 channels: int = FROM_ARCH,
+                 depths: Sequence[int] = FROM_ARCH,
+                 groups: Sequence[int] = FROM_ARCH,
+                 mlp_ratio: float = FROM_ARCH,
                  drop_rate: float = 0.,
-                 drop_path_rate: float = 0.2,
+                 drop_path_rate: float = FROM_ARCH,
                  drop_path_type: str = 'linear',
                  act_layer: str = 'GELU',
-                 norm_layer: str = 'LN',
-                 layer_scale: Optional[float] = None,
-                 offset_scale: float = 1.0,
-                 post_norm: bool = False,
-                 with_cp: bool = False,
-                 dw_kernel_size: Optional[int] = None,
-                 level2_post_norm: bool = False,
-                 level2_post_norm_block_ids: Optional[Sequence[int]] = None,
-                 res_post_norm: bool = False,
-                 center_feature_scale: bool = False,
+                 norm_layer: str = FROM_ARCH,
+                 layer_scale: Optional[float] = FROM_ARCH,
+                 offset_scale: float = FROM_ARCH,
+                 post_norm: bool = FROM_ARCH,
+                 with_cp: bool = FROM_ARCH,
+                 dw_kernel_size: Optional[int] = FROM_ARCH,
+                 level2_post_norm: bool = FROM_ARCH,
+                 level2_post_norm_block_ids: Optional[Sequence[int]] = FROM_ARCH,
+                 res_post_norm: bool = FROM_ARCH,
+                 center_feature_scale: bool = FROM_ARCH,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  frozen_stages: int = -1,
                  init_cfg: InitCfg = None,
@@ -104,9 +207,32 @@ class InternImage(BaseModule):
             init_cfg = dict(type='Pretrained', checkpoint=pretrained)
         super().__init__(init_cfg=init_cfg)
 
-        depths, groups = list(depths), list(groups)
-        if len(depths) != len(groups):
-            raise ValueError(f'depths {depths} and groups {groups} differ in length')
+        given = dict(channels=channels, depths=depths, groups=groups, mlp_ratio=mlp_ratio,
+                     drop_path_rate=drop_path_rate, norm_layer=norm_layer,
+                     layer_scale=layer_scale, offset_scale=offset_scale,
+                     post_norm=post_norm, with_cp=with_cp, dw_kernel_size=dw_kernel_size,
+                     level2_post_norm=level2_post_norm,
+                     level2_post_norm_block_ids=level2_post_norm_block_ids,
+                     res_post_norm=res_post_norm,
+                     center_feature_scale=center_feature_scale)
+        arch_cfg = resolve_arch(arch, {k: v for k, v in given.items() if v is not FROM_ARCH})
+        arch_cfg['depths'] = list(arch_cfg['depths'])
+        arch_cfg['groups'] = list(arch_cfg['groups'])
+        if arch_cfg['level2_post_norm_block_ids'] is not None:
+            arch_cfg['level2_post_norm_block_ids'] = list(
+                arch_cfg['level2_post_norm_block_ids'])
+        check_arch_settings(arch_cfg)
+        channels, depths, groups = arch_cfg['channels'], arch_cfg['depths'], arch_cfg['groups']
+        mlp_ratio, norm_layer = arch_cfg['mlp_ratio'], arch_cfg['norm_layer']
+        layer_scale, offset_scale = arch_cfg['layer_scale'], arch_cfg['offset_scale']
+        post_norm, with_cp = arch_cfg['post_norm'], arch_cfg['with_cp']
+        dw_kernel_size = arch_cfg['dw_kernel_size']
+        level2_post_norm = arch_cfg['level2_post_norm']
+        level2_post_norm_block_ids = arch_cfg['level2_post_norm_block_ids']
+        res_post_norm = arch_cfg['res_post_norm']
+        center_feature_scale = arch_cfg['center_feature_scale']
+        drop_path_rate = arch_cfg['drop_path_rate']
+
         self.num_levels = len(depths)
         out_indices = tuple(out_indices)
         if not out_indices or any(not 0 <= i < self.num_levels for i in out_indices):
@@ -116,6 +242,13 @@ class InternImage(BaseModule):
             raise ValueError(f'frozen_stages must be in [-1, {self.num_levels}], '
                              f'got {frozen_stages}')
 
+        #: The name of the variant (lower case), or None.
+        self.arch = arch.lower() if isinstance(arch, str) else None
+        #: Every constructor argument that shapes the model, as resolved.
+        self.settings: Dict[str, Any] = dict(
+            core_op=core_op, **arch_cfg, drop_rate=drop_rate,
+            drop_path_type=drop_path_type, act_layer=act_layer,
+            out_indices=list(out_indices), frozen_stages=frozen_stages)
         self.core_op = core_op
         self.dcn_cls = get_dcn_class(core_op)
         self.channels = channels
@@ -217,3 +350,47 @@ class InternImage(BaseModule):
             if i == last:
                 break
         return tuple(outs)
+
+    # -- layer-wise lr decay ---------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        """The number of blocks, ``sum(depths)``."""
+        return sum(self.depths)
+
+    def get_layer_depth(self, param_name: str, prefix: str = 'backbone.') -> Tuple[int, int]:
+        """The layer id of a parameter, for layer-wise lr decay.
+
+        Ids run from 0 (the stem) to ``num_layers + 1`` (everything outside
+        the backbone); block j of stage s has ``1 + sum(depths[:s]) + j``.
+        Kept from the reference's rules:
+
+        - a stage's ``norm`` and ``downsample`` take the id of the first block
+          of the next stage, ``1 + sum(depths[:s + 1])``; the last stage's
+          ``norm`` takes the id of the previous stage's norm,
+          ``1 + sum(depths[:-1])``;
+        - ``post_norms.k`` of a stage takes the id of the stage's block k;
+        - any name containing ``level_embeds`` (the reference DINO's level
+          embeddings) takes id 0, like the stem.
+
+        Args:
+            param_name: the parameter's name in the whole model.
+            prefix: the backbone's prefix in the model's parameter names.
+
+        Returns:
+            ``(layer_id, num_layer_ids)`` with ``num_layer_ids = num_layers + 2``.
+        """
+        depths = self.depths
+        total = self.num_layers + 2
+        if 'level_embeds' in param_name:
+            return 0, total
+        if not param_name.startswith(prefix):
+            return total - 1, total
+        parts = param_name[len(prefix):].split('.')
+        if parts[0] == 'patch_embed':
+            return 0, total
+        if parts[0] == 'levels' and len(parts) > 3:
+            stage, part = int(parts[1]), parts[2]
+            if part in ('downsample', 'norm'):
+                return 1 + sum(depths[:min(stage + 1, len(depths) - 1)]), total
+            return int(parts[3]) + 1 + sum(depths[:stage]), total
+        return total - 1, total

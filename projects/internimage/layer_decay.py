@@ -1,19 +1,21 @@
-"""Layer-wise learning-rate decay for InternImage (the reference
-"CustomLayerDecayOptimizerConstructor", rules in SPEC-internimage.md).
+"""Layer-wise learning-rate decay for InternImage (the reference's
+"CustomLayerDecayOptimizerConstructor").
 
-Usage in a config::
+The layer id of each parameter comes from the model's backbone
+(:meth:`InternImage.get_layer_depth <.backbone.InternImage.get_layer_depth>`),
+as in mmpretrain's ``LearningRateDecayOptimWrapperConstructor``. Usage in a
+config::
 
     optim_wrapper = dict(
         optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
         constructor='InternImageLayerDecayOptimizerConstructor',
-        paramwise_cfg=dict(num_layers=30, layer_decay_rate=0.9,
-                           depths=[4, 4, 18, 4]))
+        paramwise_cfg=dict(layer_decay_rate=0.9))
 
 Each param group holds ``lr``, ``weight_decay``, ``lr_scale``, ``layer_id``,
 ``group_name`` and ``param_names``. mmengine's parameter schedulers scale
 every group's lr by the same factor, so the per-group ratios are kept.
 """
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.dist import get_rank
 from mmengine.logging import print_log
@@ -31,27 +33,6 @@ LAYER0_HEAD_PREFIXES = ('decode_head.mask_embed', 'decode_head.cls_embed',
                         'decode_head.query_feat')
 
 
-def get_layer_id(name: str, max_layer_id: int, depths: Sequence[int]) -> int:
-    """Layer id of parameter ``name`` (a full-model name, ``backbone.`` first).
-
-    ``max_layer_id`` is L - 1 = num_layers + 1, the id of everything outside
-    the backbone. Quirks kept from the reference: ``levels.s.post_norms.k``
-    takes the id of block k, and the last stage's norm shares the id of the
-    previous stage's norm and downsampling; a Mask2Former head's queries,
-    level embedding and class / mask embeddings are in layer 0.
-    """
-    if (name.startswith(('backbone.patch_embed', ) + LAYER0_HEAD_PREFIXES)
-            or 'level_embeds' in name):
-        return 0
-    if name.startswith('backbone.levels.'):
-        parts = name.split('.')
-        stage, part = int(parts[2]), parts[3]
-        if part in ('downsample', 'norm'):
-            return 1 + sum(depths[:min(stage + 1, len(depths) - 1)])
-        return int(parts[4]) + 1 + sum(depths[:stage])
-    return max_layer_id
-
-
 def is_no_decay(name: str, shape: Tuple[int, ...]) -> bool:
     """1-D tensors, biases and norm / position / sampling-offset parameters."""
     return (len(shape) == 1 or name.endswith('.bias')
@@ -62,13 +43,43 @@ def is_no_decay(name: str, shape: Tuple[int, ...]) -> bool:
 class InternImageLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
     """Optimizer wrapper constructor with InternImage's layer-wise lr decay.
 
-    ``paramwise_cfg`` keys: ``layer_decay_rate`` and ``depths`` (required),
-    ``num_layers`` (default ``sum(depths)``), ``offset_lr_scale`` (1.0),
-    ``backbone_small_lr`` (False), ``dino_head`` (False).
+    Every trainable parameter goes to a group by (layer id, weight decay or
+    not, special lr). The layer id and the number of ids ``L`` come from
+    ``model.backbone.get_layer_depth(name, 'backbone.')``; a group's lr is
+    ``lr * layer_decay_rate ** (L - 1 - layer_id)`` times any special scale.
+    1-D tensors, biases and parameters named ``*norm*``,
+    ``*relative_position*`` or ``*sampling_offsets*`` get no weight decay.
+    As in the reference, a Mask2Former head's queries, level embedding and
+    class / mask embeddings (:data:`LAYER0_HEAD_PREFIXES`) are in layer 0.
+
+    Args:
+        optim_wrapper_cfg: the ``optim_wrapper`` config (its ``optimizer``
+            must give ``lr``).
+        paramwise_cfg: a dict with
+
+            - ``layer_decay_rate`` (required): lr ratio between successive
+              layer ids;
+            - ``offset_lr_scale`` (1.0): extra lr scale of parameters named
+              ``*sampling_offsets*`` or ``*reference_points*`` (the detector
+              heads'; DCNv3's own ``offset`` is not one of them);
+            - ``backbone_small_lr`` (False): a further 0.1x for every group
+              whose scale is below 1;
+            - ``dino_head`` (False): 0.1x (instead of ``offset_lr_scale``)
+              for those offset parameters outside the backbone;
+            - ``num_layers``, ``depths`` (optional, the reference's keys):
+              if given they must equal ``sum(backbone.depths)`` and
+              ``backbone.depths``.
+
+    Raises:
+        ValueError: unknown or missing ``paramwise_cfg`` keys, no ``lr``, a
+            model whose backbone has no ``get_layer_depth``, or ``num_layers``
+            / ``depths`` that disagree with the built backbone (both values
+            named).
     """
 
-    REQUIRED_KEYS = ('layer_decay_rate', 'depths')
-    OPTIONAL_KEYS = ('num_layers', 'offset_lr_scale', 'backbone_small_lr', 'dino_head')
+    REQUIRED_KEYS = ('layer_decay_rate', )
+    OPTIONAL_KEYS = ('num_layers', 'depths', 'offset_lr_scale', 'backbone_small_lr',
+                     'dino_head')
 
     def _validate_cfg(self) -> None:
         if not isinstance(self.paramwise_cfg, dict):
@@ -85,16 +96,43 @@ class InternImageLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         if self.base_lr is None:
             raise ValueError(f'{type(self).__name__}: the optimizer config needs `lr`')
 
+    def _backbone(self, module: nn.Module) -> nn.Module:
+        """The model's backbone, checked against ``num_layers`` / ``depths``."""
+        backbone = getattr(module, 'backbone', None)
+        if backbone is None or not callable(getattr(backbone, 'get_layer_depth', None)):
+            raise ValueError(f'{type(self).__name__} needs a model whose `backbone` has '
+                             f'get_layer_depth() (e.g. InternImage); got a '
+                             f'{type(module).__name__} with backbone '
+                             f'{type(backbone).__name__}')
+        cfg = self.paramwise_cfg
+        depths = getattr(backbone, 'depths', None)
+        if 'depths' in cfg and (depths is None or list(cfg['depths']) != list(depths)):
+            raise ValueError(f'paramwise_cfg.depths={list(cfg["depths"])} disagrees with '
+                             f'the model: backbone.depths={depths}; drop the key (the '
+                             f'backbone gives its layer depths)')
+        _, num_ids = backbone.get_layer_depth('backbone.', 'backbone.')
+        if 'num_layers' in cfg and int(cfg['num_layers']) != num_ids - 2:
+            raise ValueError(f'paramwise_cfg.num_layers={cfg["num_layers"]} disagrees with '
+                             f'the model: the backbone has {num_ids - 2} layers '
+                             f'(sum(depths)); drop the key (the backbone gives it)')
+        return backbone
+
     def add_params(self, params: List[Dict[str, Any]], module: nn.Module,
                    prefix: str = '', **kwargs: Any) -> None:
-        """Append one param group per (layer id, decay / no decay, special lr)."""
+        """Append one param group per (layer id, decay / no decay, special lr).
+
+        Args:
+            params: the param groups being built; extended in place.
+            module: the model (with a ``backbone`` attribute).
+            prefix: the prefix of ``module``'s parameter names.
+        """
         cfg = self.paramwise_cfg
-        depths = list(cfg['depths'])
-        num_layers = int(cfg.get('num_layers', sum(depths))) + 2
+        backbone = self._backbone(module)
         decay_rate = float(cfg['layer_decay_rate'])
         offset_lr_scale = float(cfg.get('offset_lr_scale', 1.0))
         backbone_small_lr = bool(cfg.get('backbone_small_lr', False))
         dino_head = bool(cfg.get('dino_head', False))
+        backbone_prefix = f'{prefix}.backbone.' if prefix else 'backbone.'
 
         groups: Dict[str, Dict[str, Any]] = {}
         for name, param in module.named_parameters(prefix=prefix):
@@ -102,7 +140,9 @@ class InternImageLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                 continue
             no_decay = is_no_decay(name, tuple(param.shape))
             decay_name = 'no_decay' if no_decay else 'decay'
-            layer_id = get_layer_id(name, num_layers - 1, depths)
+            layer_id, num_layers = backbone.get_layer_depth(name, backbone_prefix)
+            if name[len(prefix) + 1 if prefix else 0:].startswith(LAYER0_HEAD_PREFIXES):
+                layer_id = 0
             is_offset = any(part in name for part in OFFSET_NAME_PARTS)
             special: Optional[str] = None
             if is_offset and dino_head and layer_id == num_layers - 1:
@@ -130,6 +170,7 @@ class InternImageLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             groups[group_name]['param_names'].append(name)
         params.extend(groups.values())
         if get_rank() == 0:
+            _, num_layers = backbone.get_layer_depth('', backbone_prefix)
             print_log(format_groups(list(groups.values()), num_layers, decay_rate),
                       logger='current')
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import ops_dcnv3.modules as dcn_modules
-from ops_dcnv3.modules import build_act_layer, build_norm_layer
+from ops_dcnv3.modules import act_layer_by_name, norm_layer_with_permutes
 
 #: ``core_op`` names and the DCNv3 module class each selects.
 CORE_OPS = ('DCNv3', 'DCNv3_pytorch')
@@ -30,7 +30,7 @@ class MLP(nn.Module):
                  drop: float = 0.) -> None:
         super().__init__()
         self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = build_act_layer(act_layer)
+        self.act = act_layer_by_name(act_layer)
         self.fc2 = nn.Linear(hidden_features, in_features)
         self.drop = nn.Dropout(drop)
 
@@ -47,10 +47,11 @@ class StemLayer(nn.Module):
         super().__init__()
         mid = out_chans // 2
         self.conv1 = nn.Conv2d(in_chans, mid, kernel_size=3, stride=2, padding=1)
-        self.norm1 = build_norm_layer(mid, norm_layer, 'channels_first', 'channels_first')
-        self.act = build_act_layer(act_layer)
+        self.norm1 = norm_layer_with_permutes(mid, norm_layer, 'channels_first', 'channels_first')
+        self.act = act_layer_by_name(act_layer)
         self.conv2 = nn.Conv2d(mid, out_chans, kernel_size=3, stride=2, padding=1)
-        self.norm2 = build_norm_layer(out_chans, norm_layer, 'channels_first', 'channels_last')
+        self.norm2 = norm_layer_with_permutes(out_chans, norm_layer, 'channels_first',
+                                              'channels_last')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.norm1(self.conv1(x)))
@@ -64,7 +65,7 @@ class DownsampleLayer(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(channels, 2 * channels, kernel_size=3, stride=2, padding=1,
                               bias=False)
-        self.norm = build_norm_layer(2 * channels, norm_layer, 'channels_first',
+        self.norm = norm_layer_with_permutes(2 * channels, norm_layer, 'channels_first',
                                      'channels_last')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

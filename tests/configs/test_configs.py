@@ -8,6 +8,8 @@ import pytest
 import torch
 from tests.helpers import REPO_ROOT
 
+from projects.internimage import check_neck_in_channels
+
 CONFIG_DIR = REPO_ROOT / 'configs'
 
 #: The #param column of the published tables, in millions.
@@ -72,9 +74,53 @@ def test_config_loads(path, load):
     cfg = load(path)
     assert cfg.default_scope == ('mmseg' if path.stem.startswith(
         ('upernet', 'mask2former')) else 'mmdet')
-    assert cfg.custom_imports.imports == ['projects.internimage']
+    # patching mmengine is explicit: the configs import the compat module
+    assert cfg.custom_imports.imports == [
+        'projects.internimage', 'projects.internimage.compat'
+    ]
     assert not cfg.custom_imports.allow_failed_imports
     assert cfg.model.backbone.type == 'InternImage'
+    check_neck_in_channels(cfg.model)
+
+
+@pytest.mark.parametrize('group, name, key, value, match', [
+    ('coco', 'mask_rcnn_internimage_t_fpn_1x_coco', 'neck',
+     dict(in_channels=[80, 160, 320, 640]),
+     r'model.neck \(FPN\) in_channels=\[80, 160, 320, 640\] does not match the '
+     r'backbone widths \[64, 128, 256, 512\]'),
+    ('coco', 'dino_4scale_internimage_t_1x_coco_layer_wise_lr', 'neck',
+     dict(in_channels=[64, 128, 256]),
+     r'ChannelMapper.*\[64, 128, 256\].*widths \[128, 256, 512\]'),
+    ('ade20k', 'upernet_internimage_s_512_160k_ade20k', 'decode_head',
+     dict(in_channels=[64, 128, 256, 512]),
+     r'model.decode_head \(UPerHead\) in_channels=\[64, 128, 256, 512\].*'
+     r'widths \[80, 160, 320, 640\]'),
+    ('ade20k', 'upernet_internimage_s_512_160k_ade20k', 'auxiliary_head',
+     dict(in_channels=256),
+     r'model.auxiliary_head \(FCNHead\) in_channels=256 with in_index=2.*'
+     r'\(selected: 320\)'),
+])
+def test_neck_width_mismatch_is_refused(group, name, key, value, match, load):
+    """A backbone whose stage widths differ from what the neck (or the
+    segmentation heads) expect is refused before the model is built, naming
+    both values."""
+    cfg = load(CONFIG_DIR / group / f'{name}.py')
+    check_neck_in_channels(cfg.model)
+    cfg.model[key].update(value)
+    with pytest.raises(ValueError, match=match):
+        check_neck_in_channels(cfg.model)
+
+
+def test_neck_check_follows_arch_and_overrides():
+    model = dict(backbone=dict(type='InternImage', arch='l', channels=16,
+                               out_indices=(2, 3)),
+                 neck=dict(type='FPN', in_channels=[64, 128]))
+    check_neck_in_channels(model)
+    model['neck']['in_channels'] = [640, 1280]  # L's own widths: overridden
+    with pytest.raises(ValueError, match=r'\[640, 1280\].*widths \[64, 128\]'):
+        check_neck_in_channels(model)
+    # other backbones are not InternImage's business
+    check_neck_in_channels(dict(backbone=dict(type='ResNet'), neck=dict(in_channels=[1])))
 
 
 @pytest.mark.parametrize('path', ZOO, ids=_ids(ZOO))

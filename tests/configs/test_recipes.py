@@ -1,74 +1,70 @@
-"""The configs carry the published recipes (MODEL_ZOO.md and the reference
+"""The configs carry the published recipes (the model zoo and the reference
 configs): backbone variant and checkpoint, heads, optimizer, schedule,
-batch, augmentation, EMA and evaluation."""
+batch, augmentation, EMA and evaluation. The variants' numbers come from the
+one table, ``InternImage.arch_settings``."""
 from typing import Dict
 
 import pytest
 from tests.helpers import REPO_ROOT
 
+from projects.internimage import InternImage, get_arch
+from projects.internimage.arch_settings import ARCH_KEYS, resolve_arch
+
 HF = 'https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
 
-#: name: channels, depths, groups, drop_path, layer_scale, offset_scale,
-#: post_norm, pretrained file (SPEC-internimage.md variants table)
-VARIANTS = {
-    'T': (64, [4, 4, 18, 4], [4, 8, 16, 32], 0.2, 1.0, 1.0, False,
-          'internimage_t_1k_224.pth'),
-    'S': (80, [4, 4, 21, 4], [5, 10, 20, 40], 0.3, 1.0, 1.0, True,
-          'internimage_s_1k_224.pth'),
-    'B': (112, [4, 4, 21, 4], [7, 14, 28, 56], 0.4, 1.0, 1.0, True,
-          'internimage_b_1k_224.pth'),
-    'L': (160, [5, 5, 22, 5], [10, 20, 40, 80], 0.4, 1.0, 2.0, True,
-          'internimage_l_22k_192to384.pth'),
-    'XL': (192, [5, 5, 24, 5], [12, 24, 48, 96], 0.4, 1.0, 2.0, True,
-           'internimage_xl_22k_192to384.pth'),
-    'H': (320, [6, 6, 32, 6], [10, 20, 40, 80], 0.5, None, 1.0, False,
-          'internimage_h_jointto22k_384.pth'),
+#: The pretrained checkpoint of each variant's configs.
+CHECKPOINTS = {
+    't': 'internimage_t_1k_224.pth',
+    's': 'internimage_s_1k_224.pth',
+    'b': 'internimage_b_1k_224.pth',
+    'l': 'internimage_l_22k_192to384.pth',
+    'xl': 'internimage_xl_22k_192to384.pth',
+    'h': 'internimage_h_jointto22k_384.pth',
 }
 
-#: config: variant, lr, weight decay, num_layers, layer decay, grad clip,
+#: config: variant, lr, weight decay, layer decay, grad clip,
 #: per-GPU batch, total batch
 COCO: Dict[str, tuple] = {
-    'mask_rcnn_internimage_t_fpn_1x_coco': ('T', 1e-4, 0.05, 30, 1.0, None,
+    'mask_rcnn_internimage_t_fpn_1x_coco': ('t', 1e-4, 0.05, 1.0, None,
                                             2, 16),
-    'mask_rcnn_internimage_t_fpn_3x_coco': ('T', 1e-4, 0.05, 30, 1.0, None,
+    'mask_rcnn_internimage_t_fpn_3x_coco': ('t', 1e-4, 0.05, 1.0, None,
                                             2, 16),
-    'mask_rcnn_internimage_s_fpn_1x_coco': ('S', 1e-4, 0.05, 33, 1.0, None,
+    'mask_rcnn_internimage_s_fpn_1x_coco': ('s', 1e-4, 0.05, 1.0, None,
                                             2, 16),
-    'mask_rcnn_internimage_s_fpn_3x_coco': ('S', 1e-4, 0.05, 33, 1.0, None,
+    'mask_rcnn_internimage_s_fpn_3x_coco': ('s', 1e-4, 0.05, 1.0, None,
                                             2, 16),
-    'mask_rcnn_internimage_b_fpn_1x_coco': ('B', 1e-4, 0.05, 33, 1.0, None,
+    'mask_rcnn_internimage_b_fpn_1x_coco': ('b', 1e-4, 0.05, 1.0, None,
                                             2, 16),
-    'mask_rcnn_internimage_b_fpn_3x_coco': ('B', 1e-4, 0.05, 33, 1.0, None,
+    'mask_rcnn_internimage_b_fpn_3x_coco': ('b', 1e-4, 0.05, 1.0, None,
                                             2, 16),
-    'cascade_internimage_l_fpn_1x_coco': ('L', 1e-4, 0.05, 37, 0.94, None, 2,
+    'cascade_internimage_l_fpn_1x_coco': ('l', 1e-4, 0.05, 0.94, None, 2,
                                           16),
-    'cascade_internimage_l_fpn_3x_coco': ('L', 2e-4, 0.05, 37, 0.90, None, 2,
+    'cascade_internimage_l_fpn_3x_coco': ('l', 2e-4, 0.05, 0.90, None, 2,
                                           64),
-    'cascade_internimage_xl_fpn_1x_coco': ('XL', 1e-4, 0.05, 39, 0.94, None,
+    'cascade_internimage_xl_fpn_1x_coco': ('xl', 1e-4, 0.05, 0.94, None,
                                            2, 16),
-    'cascade_internimage_xl_fpn_3x_coco': ('XL', 2e-4, 0.05, 39, 0.90, None,
+    'cascade_internimage_xl_fpn_3x_coco': ('xl', 2e-4, 0.05, 0.90, None,
                                            2, 64),
-    'dino_4scale_internimage_t_1x_coco_layer_wise_lr': ('T', 1e-4, 1e-4, 30,
-                                                        0.9, 0.1, 2, 16),
-    'dino_4scale_internimage_l_1x_coco_layer_wise_lr': ('L', 1e-4, 1e-4, 37,
-                                                        0.9, 0.1, 2, 16),
-    'dino_4scale_internimage_l_1x_coco_0.1x_backbone_lr': ('L', 1e-4, 0.05,
-                                                           None, None, 0.1, 2,
-                                                           16),
+    'dino_4scale_internimage_t_1x_coco_layer_wise_lr': ('t', 1e-4, 1e-4, 0.9,
+                                                        0.1, 2, 16),
+    'dino_4scale_internimage_l_1x_coco_layer_wise_lr': ('l', 1e-4, 1e-4, 0.9,
+                                                        0.1, 2, 16),
+    'dino_4scale_internimage_l_1x_coco_0.1x_backbone_lr': ('l', 1e-4, 0.05,
+                                                           None, 0.1, 2, 16),
 }
-#: config: variant, crop, lr, num_layers, layer decay, grad clip, batch
+#: config: variant, crop, lr, layer decay, grad clip, batch
 ADE: Dict[str, tuple] = {
-    'upernet_internimage_t_512_160k_ade20k': ('T', 512, 6e-5, 30, 1.0, None,
+    'upernet_internimage_t_512_160k_ade20k': ('t', 512, 6e-5, 1.0, None,
                                               2),
-    'upernet_internimage_s_512_160k_ade20k': ('S', 512, 6e-5, 33, 1.0, None,
+    'upernet_internimage_s_512_160k_ade20k': ('s', 512, 6e-5, 1.0, None,
                                               2),
-    'upernet_internimage_b_512_160k_ade20k': ('B', 512, 6e-5, 33, 1.0, None,
+    'upernet_internimage_b_512_160k_ade20k': ('b', 512, 6e-5, 1.0, None,
                                               2),
-    'upernet_internimage_l_640_160k_ade20k': ('L', 640, 2e-5, 37, 0.94, 0.1,
+    'upernet_internimage_l_640_160k_ade20k': ('l', 640, 2e-5, 0.94, 0.1,
                                               2),
-    'upernet_internimage_xl_640_160k_ade20k': ('XL', 640, 2e-5, 39, 0.94,
+    'upernet_internimage_xl_640_160k_ade20k': ('xl', 640, 2e-5, 0.94,
                                                0.1, 2),
-    'upernet_internimage_h_896_160k_ade20k': ('H', 896, 2e-5, 50, 0.95, 0.1,
+    'upernet_internimage_h_896_160k_ade20k': ('h', 896, 2e-5, 0.95, 0.1,
                                               1),
 }
 
@@ -80,34 +76,35 @@ def load(load_cfg):
                                         f'{name}.py')
 
 
-def check_backbone(cfg, variant: str, drop_path=None) -> None:
-    (channels, depths, groups, dp, layer_scale, offset_scale, post_norm,
-     ckpt) = VARIANTS[variant]
+def check_backbone(cfg, variant: str, **overrides) -> None:
+    """The config names ``variant`` and resolves to its table entry (plus
+    ``overrides``), the published checkpoint and the compiled core op."""
     bb = cfg.model.backbone
-    assert bb.type == 'InternImage' and bb.core_op == 'DCNv3'
-    assert (bb.channels, bb.depths, bb.groups) == (channels, depths, groups)
-    assert bb.drop_path_rate == (dp if drop_path is None else drop_path)
-    assert bb.layer_scale == layer_scale
-    assert bb.offset_scale == offset_scale
-    assert bb.post_norm == post_norm
-    assert bb.mlp_ratio == 4. and bb.norm_layer == 'LN'
-    assert bb.init_cfg == dict(type='Pretrained', checkpoint=HF + ckpt)
+    assert bb.type == 'InternImage' and bb.arch == variant
+    assert bb.get('core_op', 'DCNv3') == 'DCNv3'
+    given = {k: bb[k] for k in ARCH_KEYS if k in bb}
+    assert given == overrides, f'keys beside arch={variant!r}: {given}'
+    resolved = resolve_arch(bb.arch, given)
+    table = get_arch(variant, **overrides)
+    assert {k: resolved[k] for k in table} == table
+    assert table['channels'] == InternImage.arch_settings[variant]['channels']
+    assert bb.init_cfg == dict(type='Pretrained', checkpoint=HF + CHECKPOINTS[variant])
 
 
-def check_optimizer(cfg, lr, wd, num_layers, decay, clip, depths) -> None:
+def check_optimizer(cfg, lr, wd, decay, clip) -> None:
     ow = cfg.optim_wrapper
     assert ow.type == 'OptimWrapper'
     assert ow.optimizer.type == 'AdamW'
     assert ow.optimizer.lr == lr and ow.optimizer.weight_decay == wd
     assert ow.optimizer.get('betas', (0.9, 0.999)) == (0.9, 0.999)
-    if num_layers is None:
+    if decay is None:
         assert 'constructor' not in ow
     else:
         assert ow.constructor == 'InternImageLayerDecayOptimizerConstructor'
         pw = ow.paramwise_cfg
-        assert (pw.num_layers, pw.layer_decay_rate, pw.depths) == (
-            num_layers, decay, depths)
-        assert num_layers == sum(depths)
+        assert pw.layer_decay_rate == decay
+        # the backbone gives its layer depths: no copies in the config
+        assert 'num_layers' not in pw and 'depths' not in pw
     if clip is None:
         assert ow.get('clip_grad') is None
     else:
@@ -116,12 +113,15 @@ def check_optimizer(cfg, lr, wd, num_layers, decay, clip, depths) -> None:
 
 @pytest.mark.parametrize('name', sorted(COCO))
 def test_coco_recipe(name, load):
-    variant, lr, wd, num_layers, decay, clip, batch, total = COCO[name]
+    variant, lr, wd, decay, clip, batch, total = COCO[name]
     cfg = load('coco', name)
-    drop_path = 0.6 if name == 'cascade_internimage_xl_fpn_3x_coco' else None
-    check_backbone(cfg, variant, drop_path)
-    check_optimizer(cfg, lr, wd, num_layers, decay, clip,
-                    VARIANTS[variant][1])
+    overrides = {}
+    if name == 'cascade_internimage_xl_fpn_3x_coco':
+        overrides['drop_path_rate'] = 0.6
+    if name.startswith('dino'):
+        overrides['with_cp'] = variant == 't'
+    check_backbone(cfg, variant, **overrides)
+    check_optimizer(cfg, lr, wd, decay, clip)
     assert cfg.train_dataloader.batch_size == batch
     assert cfg.auto_scale_lr.base_batch_size == total
     assert cfg.data_root == 'data/coco/'
@@ -131,13 +131,12 @@ def test_coco_recipe(name, load):
     assert 'RandomFlip' not in test_ops
     assert cfg.test_dataloader.dataset.pipeline[1].scale == (1333, 800)
 
-    channels = VARIANTS[variant][0]
+    channels = get_arch(variant)['channels']
     widths = [channels * 2**i for i in range(4)]
     metrics = cfg.test_evaluator.metric
     if name.startswith('dino'):
         assert cfg.model.type == 'DINO'
         assert cfg.model.backbone.out_indices == (1, 2, 3)
-        assert cfg.model.backbone.with_cp == (variant == 'T')
         neck = cfg.model.neck
         assert (neck.type, neck.in_channels, neck.out_channels,
                 neck.num_outs) == ('ChannelMapper', widths[1:], 256, 4)
@@ -147,7 +146,7 @@ def test_coco_recipe(name, load):
         dn = cfg.model.dn_cfg
         assert (dn.label_noise_scale, dn.box_noise_scale) == (0.5, 1.0)
         assert dn.group_cfg.num_dn_queries == 100
-        # 12 epochs, step at 11, no warm-up (MODEL_ZOO.md)
+        # 12 epochs, step at 11, no warm-up (the published recipe)
         assert [(s.type, s.get('milestones')) for s in cfg.param_scheduler] == [
             ('MultiStepLR', [11])]
         assert cfg.train_cfg.max_epochs == 12
@@ -157,7 +156,7 @@ def test_coco_recipe(name, load):
         assert head.loss_cls.type == 'FocalLoss'
         assert head.loss_bbox.loss_weight == 5.0
         assert head.loss_iou.loss_weight == 2.0
-        assert cfg.model.test_cfg.max_per_img == (100 if variant == 'T' else
+        assert cfg.model.test_cfg.max_per_img == (100 if variant == 't' else
                                                   300)
         assert metrics == 'bbox'
         assert cfg.train_cfg.max_epochs == 12
@@ -165,7 +164,7 @@ def test_coco_recipe(name, load):
         crop = cfg.train_pipeline[3].transforms[1][1]
         assert crop.type == 'RandomCrop' and not crop.allow_negative_crop
     else:
-        assert cfg.model.backbone.out_indices == (0, 1, 2, 3)
+        assert cfg.model.backbone.get('out_indices', (0, 1, 2, 3)) == (0, 1, 2, 3)
         neck = cfg.model.neck
         assert (neck.type, neck.in_channels, neck.out_channels,
                 neck.num_outs) == ('FPN', widths, 256, 5)
@@ -233,17 +232,11 @@ def check_3x_pipeline(pipeline) -> None:
 
 @pytest.mark.parametrize('name', sorted(ADE))
 def test_ade20k_recipe(name, load):
-    variant, crop, lr, num_layers, decay, clip, batch = ADE[name]
+    variant, crop, lr, decay, clip, batch = ADE[name]
     cfg = load('ade20k', name)
     check_backbone(cfg, variant)
-    check_optimizer(cfg, lr, 0.05, num_layers, decay, clip,
-                    VARIANTS[variant][1])
-    if variant == 'H':
-        bb = cfg.model.backbone
-        assert (bb.dw_kernel_size, bb.res_post_norm, bb.level2_post_norm,
-                bb.level2_post_norm_block_ids, bb.center_feature_scale) == (
-                    5, True, True, [5, 11, 17, 23, 29], True)
-    widths = [VARIANTS[variant][0] * 2**i for i in range(4)]
+    check_optimizer(cfg, lr, 0.05, decay, clip)
+    widths = [get_arch(variant)['channels'] * 2**i for i in range(4)]
     model = cfg.model
     assert model.pretrained is None
     assert model.decode_head.type == 'UPerHead'

@@ -38,6 +38,14 @@ def test_outputs_shapes_and_out_indices():
     (dict(frozen_stages=5), 'frozen_stages'),
     (dict(drop_path_type='cosine'), 'drop_path_type'),
     (dict(groups=[1, 2, 4]), 'groups'),
+    (dict(channels=0), r'channels must be a positive int, got 0'),
+    (dict(channels=-16), r'channels must be a positive int, got -16'),
+    (dict(mlp_ratio=0.), r'mlp_ratio must be a positive number.*got 0\.0'),
+    (dict(mlp_ratio=-1), r'mlp_ratio.*got -1'),
+    # stage 1 is 32 wide: 3 groups do not divide it; the message names both
+    (dict(groups=[1, 3, 4, 8]), r'groups\[1\]=3 .* stage-1 width 32 \(channels=16'),
+    (dict(groups=[1, 2, 0, 8]), r'groups\[2\]=0 .* stage-2 width 64'),
+    (dict(depths=[1, 0, 2, 1]), r'depths\[1\] must be a positive int, got 0'),
     (dict(pretrained='a.pth', init_cfg=dict(type='Pretrained', checkpoint='b.pth')),
      'pretrained'),
 ])

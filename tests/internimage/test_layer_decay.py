@@ -1,5 +1,7 @@
 """Layer-wise lr decay: every parameter's lr and weight decay, worked out by
-hand from the rules in SPEC-internimage.md, and scheduler behaviour."""
+hand from the reference's rules, the backbone's ownership of layer depths,
+and scheduler behaviour."""
+import copy
 from typing import Dict, Tuple
 
 import pytest
@@ -11,6 +13,7 @@ from torch import nn
 
 import projects.internimage.layer_decay as ld_mod
 from projects.internimage import InternImage, InternImageLayerDecayOptimizerConstructor
+from tests.helpers import REPO_ROOT
 
 BASE_LR, BASE_WD = 1e-3, 0.05
 DEPTHS = [1, 1, 2, 1]  # num_layers 5 -> L = 7: ids 0..6, 6 = neck/heads
@@ -87,8 +90,7 @@ def hand_decay(name: str) -> bool:
 def build(model: nn.Module, **paramwise):
     cfg = dict(optimizer=dict(type='AdamW', lr=BASE_LR, weight_decay=BASE_WD),
                constructor='InternImageLayerDecayOptimizerConstructor',
-               paramwise_cfg=dict(num_layers=5, layer_decay_rate=0.5, depths=DEPTHS,
-                                  **paramwise))
+               paramwise_cfg=dict(layer_decay_rate=0.5, **paramwise))
     return build_optim_wrapper(model, cfg)
 
 
@@ -150,7 +152,7 @@ def test_decay_rate_one_gives_uniform_lr():
     assert len(lrs) == 7  # 0.5 decay: one lr per id
     cfg = dict(optimizer=dict(type='AdamW', lr=BASE_LR, weight_decay=BASE_WD),
                constructor='InternImageLayerDecayOptimizerConstructor',
-               paramwise_cfg=dict(num_layers=5, layer_decay_rate=1.0, depths=DEPTHS))
+               paramwise_cfg=dict(layer_decay_rate=1.0))
     wrapper = build_optim_wrapper(TinyDetector(), cfg)
     assert {g['lr'] for g in wrapper.optimizer.param_groups} == {BASE_LR}
 
@@ -165,10 +167,14 @@ def test_logs_group_table(monkeypatch):
 
 
 @pytest.mark.parametrize('paramwise, match', [
-    (dict(num_layers=5, layer_decay_rate=0.9, depths=DEPTHS, custom_keys={}), 'custom_keys'),
-    (dict(num_layers=5, layer_decay_rate=0.9, depths=DEPTHS, decay_rate=1), 'decay_rate'),
+    (dict(layer_decay_rate=0.9, custom_keys={}), 'custom_keys'),
+    (dict(layer_decay_rate=0.9, decay_rate=1), 'decay_rate'),
     (dict(num_layers=5, depths=DEPTHS), 'layer_decay_rate'),
-    (dict(num_layers=5, layer_decay_rate=0.9), 'depths'),
+    # the reference's keys must agree with the built backbone; both values named
+    (dict(layer_decay_rate=0.9, depths=[4, 4, 18, 4]),
+     r'paramwise_cfg.depths=\[4, 4, 18, 4\] disagrees .* backbone.depths=\[1, 1, 2, 1\]'),
+    (dict(layer_decay_rate=0.9, num_layers=30),
+     r'paramwise_cfg.num_layers=30 disagrees .* backbone has 5 layers'),
 ])
 def test_bad_paramwise_cfg(paramwise, match):
     cfg = dict(optimizer=dict(type='AdamW', lr=BASE_LR, weight_decay=BASE_WD),
@@ -219,3 +225,68 @@ def test_schedulers_keep_group_ratios():
         # mmengine's PolyLR reaches eta_min at step end - 1 (9 here)
         assert r[0] == pytest.approx(BASE_LR * (1 - it / 9), rel=1e-9), it
         poly.step()
+
+
+def test_reference_keys_that_agree_change_nothing():
+    plain = per_param(build(TinyDetector(), offset_lr_scale=0.01))
+    with_keys = per_param(build(TinyDetector(), offset_lr_scale=0.01, num_layers=5,
+                                depths=DEPTHS))
+    assert {k: v[:2] for k, v in plain.items()} == {k: v[:2] for k, v in with_keys.items()}
+
+
+def test_backbone_owns_layer_depth():
+    """``get_layer_depth`` carries the rules of :data:`LAYER_IDS` and counts
+    ``sum(depths) + 2`` ids; another prefix moves the backbone."""
+    backbone = TinyDetector().backbone
+    for name, _ in TinyDetector().named_parameters():
+        assert backbone.get_layer_depth(name) == (hand_layer_id(name), 7), name
+    assert backbone.get_layer_depth('levels.2.blocks.1.mlp.fc1.weight', prefix='') == (4, 7)
+    assert backbone.get_layer_depth('model.backbone.levels.3.norm.0.weight',
+                                    prefix='model.backbone.') == (5, 7)
+    assert backbone.get_layer_depth('backbone.levels.3.norm.0.weight',
+                                    prefix='model.backbone.') == (6, 7)
+
+
+def test_model_without_layer_depths_is_refused():
+    model = nn.Module()
+    model.backbone = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match='backbone.*get_layer_depth.*Linear'):
+        build(model)
+
+
+DEMO_CONFIGS = ['mask_rcnn_internimage_demo.py', 'upernet_internimage_demo.py']
+
+
+@pytest.mark.parametrize('name', DEMO_CONFIGS)
+def test_demo_config_layer_decay_follows_its_backbone(name):
+    """The demo configs shrink T's backbone to depths 1-1-2-1. They used to
+    inherit T's ``depths=[4, 4, 18, 4]`` / ``num_layers=30``, so a decay rate
+    of 0.9 gave lr scales 0.9**31..0.9**4 (0.038..0.66) instead of
+    0.9**6..0.9**0. Now the backbone gives the layer ids: 7 ids, scales
+    0.9**(6 - id); and the stale keys, if a config brought them back, raise."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    cfg = Config.fromfile(str(REPO_ROOT / 'configs' / 'demo' / name))
+    if cfg.default_scope == 'mmdet':
+        from mmdet.utils import register_all_modules
+    else:
+        from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    init_default_scope(cfg.default_scope)
+    assert 'num_layers' not in cfg.optim_wrapper.paramwise_cfg
+    assert 'depths' not in cfg.optim_wrapper.paramwise_cfg
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    assert model.backbone.depths == [1, 1, 2, 1]
+    optim = copy.deepcopy(cfg.optim_wrapper)
+    optim.paramwise_cfg.layer_decay_rate = 0.9
+    groups = build_optim_wrapper(model, optim).optimizer.param_groups
+    scales = {g['layer_id']: g['lr_scale'] for g in groups}
+    assert sorted(scales) == list(range(7))
+    for layer_id, scale in scales.items():
+        assert scale == pytest.approx(0.9**(6 - layer_id), rel=1e-12), layer_id
+    assert min(scales.values()) == pytest.approx(0.531441)
+    stale = copy.deepcopy(optim)
+    stale.paramwise_cfg.update(num_layers=30, depths=[4, 4, 18, 4])
+    with pytest.raises(ValueError, match=r'depths=\[4, 4, 18, 4\].*\[1, 1, 2, 1\]'):
+        build_optim_wrapper(model, stale)

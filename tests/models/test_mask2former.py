@@ -75,6 +75,27 @@ def test_published_size_and_head(path, load):
     assert decoder.layers[0].ffn.layers[0][0].out_features == 4096
 
 
+def test_layer_decay_over_the_50_blocks(load):
+    """lr scale 0.95^(51 - id): id 0 for the stem and the head's queries /
+    embeddings, 1 + block index for InternImage-H's 50 blocks, 51 (full lr)
+    for the rest of the head."""
+    from mmengine.optim import build_optim_wrapper
+    cfg = load(ADE_SS)
+    model = build(cfg, device='meta')
+    groups = build_optim_wrapper(model, cfg.optim_wrapper).optimizer.param_groups
+    scale = {name: g['lr_scale'] for g in groups for name in g['param_names']}
+    assert len(scale) == len(list(model.parameters()))
+    for name, layer_id in [('backbone.patch_embed.conv1.weight', 0),
+                           ('decode_head.query_feat.weight', 0),
+                           ('decode_head.cls_embed.weight', 0),
+                           ('backbone.levels.0.blocks.0.dcn.input_proj.weight', 1),
+                           ('backbone.levels.2.blocks.31.mlp.fc1.weight', 44),
+                           ('backbone.levels.3.blocks.5.mlp.fc2.weight', 50),
+                           ('decode_head.transformer_decoder.layers.8.ffn.layers.1.weight', 51),
+                           ('decode_head.pixel_decoder.input_convs.0.conv.weight', 51)]:
+        assert scale[name] == pytest.approx(0.95**(51 - layer_id)), name
+
+
 @pytest.mark.parametrize('path', [ADE_SS, ADE_MS, COCO_STUFF], ids=lambda p: p.stem)
 def test_published_recipe(path, load):
     """The reference configs' recipe (lr 1e-5 and clipping 0.1 on ADE20K,
@@ -95,8 +116,8 @@ def test_published_recipe(path, load):
     assert ow.optimizer.type == 'AdamW'
     assert (ow.optimizer.lr, ow.optimizer.weight_decay) == ((1e-5 if ade else 2e-5), 0.05)
     assert ow.constructor == 'InternImageLayerDecayOptimizerConstructor'
-    assert (ow.paramwise_cfg.num_layers, ow.paramwise_cfg.layer_decay_rate,
-            ow.paramwise_cfg.depths) == (50, 0.95, [6, 6, 32, 6])
+    assert ow.paramwise_cfg == dict(layer_decay_rate=0.95, offset_lr_scale=1.0)
+    assert cfg.model.backbone.arch == 'h'
     assert ow.get('clip_grad') == (dict(max_norm=0.1, norm_type=2) if ade else None)
     warmup, poly = cfg.param_scheduler
     assert (warmup.type, warmup.start_factor, warmup.end) == ('LinearLR', 1e-6, 1500)
@@ -124,26 +145,6 @@ def test_published_recipe(path, load):
         assert [f.prob for f in flips] == [0., 1.]
     else:
         assert cfg.model.backbone.init_cfg.checkpoint == HF + 'internimage_h_jointto22k_384.pth'
-
-
-def test_head_embeddings_in_layer_zero(load):
-    """As in the reference, the layer-decay constructor gives the head's
-    queries, level embedding and class / mask embeddings the stem's lr scale
-    (layer 0), the rest of the head the full lr."""
-    from mmengine.optim import build_optim_wrapper
-    cfg = load(DEMO)
-    cfg.optim_wrapper.paramwise_cfg.layer_decay_rate = 0.9
-    model = build(cfg)
-    groups = build_optim_wrapper(model, cfg.optim_wrapper).optimizer.param_groups
-    scale = {name: g['lr_scale'] for g in groups for name in g['param_names']}
-    num_layers = cfg.optim_wrapper.paramwise_cfg.num_layers
-    for name in ('decode_head.query_embed.weight', 'decode_head.query_feat.weight',
-                 'decode_head.level_embed.weight', 'decode_head.cls_embed.weight',
-                 'decode_head.mask_embed.0.weight', 'backbone.patch_embed.conv1.weight'):
-        assert scale[name] == pytest.approx(0.9**(num_layers + 1)), name
-    for name in ('decode_head.pixel_decoder.mask_feature.weight',
-                 'decode_head.transformer_decoder.layers.0.ffn.layers.1.weight'):
-        assert scale[name] == 1.0, name
 
 
 # ---------------------------------------------- reference checkpoint layout --
@@ -357,16 +358,15 @@ def test_converter_script(tiny, tmp_path, capsys):
 # ------------------------------------------------------------- memory, FLOPs --
 
 def test_with_cp_same_gradients(load):
-    """H-style backbone blocks (res post-norm, level-2 post-norms, centre
-    feature scale, 5x5 dw conv) with ``with_cp=True`` under the Mask2Former
-    head: the loss and every gradient equal those without checkpointing."""
+    """InternImage-H's blocks (res post-norm, level-2 post-norms, centre
+    feature scale, 5x5 dw conv), shrunk, with ``with_cp=True`` under the
+    Mask2Former head: the loss and every gradient equal those without
+    checkpointing."""
     from mmengine.dataset import pseudo_collate
     from mmseg.structures import SegDataSample
     from mmengine.structures import PixelData
     cfg = load(DEMO)
-    cfg.model.backbone.update(
-        layer_scale=None, dw_kernel_size=5, res_post_norm=True, level2_post_norm=True,
-        level2_post_norm_block_ids=[0], center_feature_scale=True, drop_path_rate=0.)
+    cfg.model.backbone.update(arch='h', level2_post_norm_block_ids=[0], drop_path_rate=0.)
     gen = torch.Generator().manual_seed(0)
     label = torch.randint(0, 5, (1, 32, 32), generator=gen)
     sample = SegDataSample(gt_sem_seg=PixelData(data=label),

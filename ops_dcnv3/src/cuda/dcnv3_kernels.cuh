@@ -1,13 +1,14 @@
 // CUDA kernels of DCNv3 (forward and backward), all dtypes.
 //
-// The sampling geometry and the bilinear weights come from ../dcnv3_math.h,
-// the same functions the CPU kernel uses. This header holds only the kernels
-// and the device helpers they need. It is written against a handful of CUDA
-// primitives (threadIdx, blockIdx, __syncthreads, __shfl_xor_sync, atomicAdd
-// and the dynamic shared memory) so that the very same source also compiles
-// for the host under DCNV3_EMULATE, where emulate/ runs it on a software
-// SIMT model with bounds checks (see emulate/simt_emu.h). Without
-// DCNV3_EMULATE it is plain CUDA.
+// The sampling geometry and the bilinear weights come from ../dcnv3_math.h
+// (whose formulas the CPU kernel restates vectorised). This header holds only
+// the kernels and the device helpers they need. It is written against a
+// handful of CUDA primitives (threadIdx, blockIdx, __syncthreads,
+// __shfl_xor_sync, atomicAdd and the dynamic shared memory) so that the very
+// same source also compiles for the host under DCNV3_EMULATE, where the
+// emulator (cuda_checks/emulate/ at the repository root, not part of the
+// package) runs it on a software SIMT model with bounds checks (see
+// simt_emu.h there). Without DCNV3_EMULATE it is plain CUDA.
 //
 // Work decomposition
 // ------------------
@@ -68,7 +69,7 @@
 #include "dcnv3_plan.h"
 
 #if defined(DCNV3_EMULATE)
-#include "emulate/simt_emu.h"
+#include "simt_emu.h"  // cuda_checks/emulate/, on the emulator's include path
 #define DCNV3_DEVICE inline
 #define DCNV3_GLOBAL
 #else

@@ -1,7 +1,7 @@
 // Launch planning of the DCNv3 CUDA kernels: vector width, threads per
 // group, shared-memory chunking and grid size. Plain C++ without CUDA, used
 // by the host launcher (dcnv3_cuda.cpp), the kernels (dcnv3_kernels.cuh) and
-// the host emulator (emulate/).
+// the host emulator (cuda_checks/emulate/ at the repository root).
 #pragma once
 
 #include <algorithm>

@@ -1,5 +1,5 @@
 // A small software model of the CUDA execution model, used only to run the
-// DCNv3 kernels of ../dcnv3_kernels.cuh on the host (DCNV3_EMULATE) where no
+// DCNv3 kernels of ops_dcnv3/src/cuda/dcnv3_kernels.cuh on the host (DCNV3_EMULATE) where no
 // GPU is available. Every thread of a block is a std::thread; __syncthreads
 // is a block-wide barrier and __shfl_xor_sync a warp-wide exchange between
 // two barriers, so a kernel that lets some lanes skip a barrier or a shuffle

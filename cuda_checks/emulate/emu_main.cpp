@@ -1,16 +1,18 @@
 // Host emulation test of the DCNv3 CUDA kernels (no GPU needed).
 //
-// Compiles ../dcnv3_kernels.cuh for the host with DCNV3_EMULATE (see
-// simt_emu.h), runs the forward and backward kernels exactly as the launcher
-// plans them (vector width from the real pointers, threads per group,
-// shared-memory chunking) on small random cases, and compares every output
-// and gradient with a direct double-precision evaluation of SPEC-dcnv3.md
-// (built on the shared dcnv3_math.h, as the CPU kernel). It checks the work
-// decomposition, indexing, shuffles, barriers and the bounds and alignment of
-// every global access; it cannot check the CUDA-specific code paths (vector
-// atomics of sm_90, the real memory model, performance).
+// Compiles ops_dcnv3/src/cuda/dcnv3_kernels.cuh for the host with
+// DCNV3_EMULATE (see simt_emu.h), runs the forward and backward kernels
+// exactly as the launcher plans them (vector width from the real pointers,
+// threads per group, shared-memory chunking) on small random cases, and
+// compares every output and gradient with a direct double-precision
+// evaluation of the op's definition (docs/dcnv3.md), built on the sampling
+// helpers of dcnv3_math.h. It checks the work decomposition, indexing,
+// shuffles, barriers and the bounds and alignment of every global access; it
+// cannot check the CUDA-specific code paths (vector atomics of sm_90, the
+// real memory model, performance).
 //
-// Built and run by `python ops_dcnv3/check_cuda_compile.py --emulate`.
+// Built and run by `python cuda_checks/check_cuda_compile.py --emulate`, with
+// cuda_checks/emulate, ops_dcnv3/src/cuda and ops_dcnv3/src on the include path.
 #define DCNV3_EMULATE 1
 
 #include <c10/util/BFloat16.h>
@@ -24,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "../dcnv3_kernels.cuh"
-#include "../dcnv3_plan.h"
+#include "dcnv3_kernels.cuh"
+#include "dcnv3_plan.h"
 
 using dcnv3::Corners;
 using dcnv3::Geometry;

@@ -1,7 +1,11 @@
 """Compile-only check of the DCNv3 CUDA sources, without a GPU.
 
-    python ops_dcnv3/check_cuda_compile.py [--arch 80 --arch 90] [--jobs 1]
-                                           [--no-host] [--emulate] [--werror]
+    python cuda_checks/check_cuda_compile.py [--arch 80 --arch 90] [--jobs 1]
+                                             [--no-host] [--emulate] [--werror]
+
+A build and check tool, kept outside the ``ops_dcnv3`` package so that it is
+not installed with it (``make test`` runs it through the Makefile's
+``cuda-compile`` target).
 
 1. Compiles every ``.cu`` under ``ops_dcnv3/src/cuda`` with nvcc against the
    installed torch's headers, with the flags torch's BuildExtension uses for
@@ -14,7 +18,7 @@
    ``src/dcnv3_api.cpp``, whose CUDA dispatch the CPU build leaves out), and
    checks with ``nm`` that every DCNv3 symbol they need is defined by the
    objects (what the final link would report).
-3. With ``--emulate``: builds ``src/cuda/emulate/emu_main.cpp`` (the kernels
+3. With ``--emulate``: builds ``cuda_checks/emulate/emu_main.cpp`` (the kernels
    of ``dcnv3_kernels.cuh`` compiled for the host on a software SIMT model,
    with AddressSanitizer) and runs it: every kernel result is compared with a
    double-precision evaluation of the op (several minutes on 2 cores).
@@ -38,8 +42,11 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
-SRC = HERE / 'src'
+REPO_ROOT = HERE.parent
+SRC = REPO_ROOT / 'ops_dcnv3' / 'src'
 CUDA_SRC = SRC / 'cuda'
+#: The host SIMT emulator of the CUDA kernels (``simt_emu.h``, ``emu_main.cpp``).
+EMULATE_DIR = HERE / 'emulate'
 
 # torch.utils.cpp_extension.COMMON_NVCC_FLAGS (used when it cannot be read).
 FALLBACK_NVCC_FLAGS = ['-D__CUDA_NO_HALF_OPERATORS__', '-D__CUDA_NO_HALF_CONVERSIONS__',
@@ -184,13 +191,14 @@ def main() -> int:
             cmd = [nvcc, '-c', str(src), '-o', str(obj), '-std=c++17', '-O3', '-lineinfo',
                    '-Xcompiler', '-fPIC', *nvcc_common, *defines, *includes, f'-I{SRC}',
                    *gencode]
-            jobs.append(Job(f'nvcc {src.relative_to(HERE)}', cmd, obj))
+            jobs.append(Job(f'nvcc {src.relative_to(REPO_ROOT)}', cmd, obj))
         for src in host_sources:
             obj = out_dir / (src.stem + '.o')
             cmd = [cxx, '-c', str(src), '-o', str(obj), '-std=c++17', '-O2', '-fPIC', '-Wall',
                    '-Wextra', '-Wno-unknown-pragmas', *defines, *includes,
                    '-isystem', str(cuda_include), f'-I{SRC}']
-            jobs.append(Job(f'{Path(cxx).name} {src.relative_to(HERE)} (-DWITH_CUDA)', cmd, obj))
+            label = f'{Path(cxx).name} {src.relative_to(REPO_ROOT)} (-DWITH_CUDA)'
+            jobs.append(Job(label, cmd, obj))
 
         failed, warned = 0, 0
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -227,13 +235,14 @@ def main() -> int:
 
 
 def run_emulator(cxx: str, includes: List[str], out_dir: Path) -> int:
-    src = CUDA_SRC / 'emulate' / 'emu_main.cpp'
+    src = EMULATE_DIR / 'emu_main.cpp'
     exe = out_dir / 'dcnv3_emulate'
     cmd = [cxx, str(src), '-o', str(exe), '-std=c++20', '-O1', '-g',
            '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined',
-           '-Wall', '-Wextra', '-Wno-unknown-pragmas', *includes, f'-I{CUDA_SRC}', f'-I{SRC}',
-           '-pthread']
-    job = Job(f'{Path(cxx).name} {src.relative_to(HERE)} (host SIMT emulation)', cmd, None).run()
+           '-Wall', '-Wextra', '-Wno-unknown-pragmas', *includes, f'-I{EMULATE_DIR}',
+           f'-I{CUDA_SRC}', f'-I{SRC}', '-pthread']
+    label = f'{Path(cxx).name} {src.relative_to(REPO_ROOT)} (host SIMT emulation)'
+    job = Job(label, cmd, None).run()
     print(f'  {"ok" if job.rc == 0 else "ERROR":<5} {job.label}  [{job.seconds:.1f} s]')
     if job.rc != 0:
         print('\n'.join('      ' + line for line in job.output.splitlines()))
