@@ -75,6 +75,18 @@ def test_published_size_and_head(path, load):
     assert decoder.layers[0].ffn.layers[0][0].out_features == 4096
 
 
+def test_head_widths_checked(load):
+    """The head takes all four stages: other widths are refused before the
+    model is built."""
+    from projects.internimage.model_checks import check_neck_in_channels
+    cfg = load(ADE_SS)
+    check_neck_in_channels(cfg.model)
+    cfg.model.decode_head.in_channels = [64, 128, 256, 512]
+    with pytest.raises(ValueError, match=r'decode_head \(Mask2FormerHead\) in_channels='
+                       r'\[64, 128, 256, 512\].*widths \[320, 640, 1280, 2560\]'):
+        check_neck_in_channels(cfg.model)
+
+
 def test_layer_decay_over_the_50_blocks(load):
     """lr scale 0.95^(51 - id): id 0 for the stem and the head's queries /
     embeddings, 1 + block index for InternImage-H's 50 blocks, 51 (full lr)
