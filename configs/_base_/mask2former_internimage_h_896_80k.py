@@ -11,12 +11,20 @@ no-object class), mask BCE 5.0 and dice 5.0 on 12544 sampled points.
 
 Optimizer: AdamW (wd 0.05) with layer-wise lr decay 0.95 over the 50
 blocks of InternImage-H (the head's queries, level embedding and class /
-mask embeddings in layer 0, as in the reference); poly (power 1) decay to 0 after a 1500-iteration
-linear warm-up from 1e-6 x lr. The leaf configs set the data set, the
-number of classes, the lr and the gradient clipping.
+mask embeddings in layer 0, as in the reference); poly (power 1) decay to 0
+after a 1500-iteration linear warm-up from 1e-6 x lr. The leaf configs set
+the data set, the number of classes, the lr and the gradient clipping.
+
+Size: 1.3135B parameters (published 1.31B). FLOPs at 896x896: published
+4635G; ``tools/get_flops.py --shape 896 896`` counts 4881G, of which 126G
+are the transformer decoder's multi-head attentions (projections of the
+memory and the attention products) and 103G the einsums of the ten mask
+predictions, which the published (module-hook) counter did not see; without
+them 4653G.
 
 Memory: ``model.backbone.with_cp=True`` (activation checkpointing of the
-backbone blocks) trades compute for memory when 80 GB GPUs are not enough.
+backbone blocks; same results) trades compute for memory when the GPUs run
+out of it (``--cfg-options model.backbone.with_cp=True``).
 """
 _base_ = [
     'mmseg::_base_/default_runtime.py',

@@ -256,8 +256,9 @@ def test_conversion_round_trip(tiny):
     for key, value in ours.items():
         assert torch.equal(state[key], value), key
     # the decoder's attentions: cross-attention first
-    assert torch.equal(state['decode_head.transformer_decoder.layers.1.cross_attn.attn.in_proj_weight'],
-                       ref['decode_head.transformer_decoder.layers.1.attentions.0.attn.in_proj_weight'])
+    dec = 'decode_head.transformer_decoder.layers.1.'
+    assert torch.equal(state[dec + 'cross_attn.attn.in_proj_weight'],
+                       ref[dec + 'attentions.0.attn.in_proj_weight'])
     back = mmseg_to_mask2former(state)
     assert back.keys() == ref.keys()
     for key, value in ref.items():
@@ -334,8 +335,9 @@ def test_reference_checkpoint_loads_as_it_is(tiny, tmp_path):
     model = copy.deepcopy(model)
     load_checkpoint(model, str(path), map_location='cpu', strict=True)
     state = model.state_dict()
-    assert torch.equal(state['decode_head.transformer_decoder.layers.0.self_attn.attn.out_proj.weight'],
-                       ref['decode_head.transformer_decoder.layers.0.attentions.1.attn.out_proj.weight'])
+    dec = 'decode_head.transformer_decoder.layers.0.'
+    assert torch.equal(state[dec + 'self_attn.attn.out_proj.weight'],
+                       ref[dec + 'attentions.1.attn.out_proj.weight'])
     assert torch.equal(state['backbone.patch_embed.conv1.weight'],
                        ref['backbone.patch_embed.conv1.weight'])
 

@@ -26,7 +26,7 @@ head's queries, level embedding, class and mask embeddings keep their names.
 Every key must match one rule: any other key is a ``KeyError`` naming it.
 """
 import re
-from typing import Dict, List, Mapping, Pattern, Tuple
+from typing import Dict, List, Pattern, Tuple
 
 import torch
 
