@@ -17,6 +17,10 @@ _base_ = [
     '../_base_/mask2former_internimage_h_896_80k.py',
 ]
 
+# The COCO-Stuff model (reference layout, converted on loading). Its class
+# embedding has 172 outputs, not 151: mmengine skips it with a warning (as
+# the reference did), so the classifier starts afresh; keep the default
+# runner, a strict one would refuse this checkpoint.
 load_from = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
              'mask2former_internimage_h_896_80k_cocostuff164k.pth')
 num_classes = 150

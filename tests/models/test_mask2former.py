@@ -342,6 +342,29 @@ def test_reference_checkpoint_loads_as_it_is(tiny, tmp_path):
                        ref['backbone.patch_embed.conv1.weight'])
 
 
+def test_fine_tuning_from_other_classes(tiny, tmp_path):
+    """The ADE20K stage starts from the COCO-Stuff checkpoint (another
+    number of classes): as the runner loads ``load_from`` (not strict), every
+    tensor but the class embedding is taken, the class embedding is left."""
+    from mmengine.runner import load_checkpoint
+    cfg, model, _ = tiny
+    other = copy.deepcopy(cfg)
+    other.model.decode_head.num_classes = 7
+    other.model.decode_head.loss_cls.class_weight = [1.0] * 7 + [0.1]
+    ref = reference_state_dict(other, model)
+    assert ref['decode_head.cls_embed.weight'].shape[0] == 8
+    path = tmp_path / 'other_classes.pth'
+    torch.save(dict(state_dict=ref), path)
+    model = copy.deepcopy(model)
+    before = model.decode_head.cls_embed.weight.detach().clone()
+    load_checkpoint(model, str(path), map_location='cpu', strict=False)
+    state = model.state_dict()
+    assert torch.equal(state['decode_head.cls_embed.weight'], before)
+    assert torch.equal(state['decode_head.query_feat.weight'], ref['decode_head.query_feat.weight'])
+    assert torch.equal(state['decode_head.pixel_decoder.encoder.layers.1.ffn.layers.1.weight'],
+                       ref['decode_head.pixel_decoder.encoder.layers.1.ffns.0.layers.1.weight'])
+
+
 def test_converter_script(tiny, tmp_path, capsys):
     """tools/model_converters/internimage_mask2former_to_mmseg.py IN OUT writes
     a file in this project's layout; wrong inputs fail with the reason."""
