@@ -51,11 +51,12 @@ def build(cfg, device: str = 'cpu') -> torch.nn.Module:
 
 # --------------------------------------------------------------- configs --
 
-@pytest.mark.parametrize('path', [ADE_SS, ADE_MS, COCO_STUFF], ids=lambda p: p.stem)
+@pytest.mark.parametrize('path', [ADE_SS, COCO_STUFF], ids=lambda p: p.stem)
 def test_published_size_and_head(path, load):
     """Built on the meta device: 1.31B parameters (+-1%), InternImage-H into
     a 1024-channel, 200-query head (6-layer deformable pixel decoder, 9-layer
-    decoder, 32 heads, FFN 4096)."""
+    decoder, 32 heads, FFN 4096). (The _ms config is the _ss model: both are
+    in tests/configs' published-size table and pins.)"""
     model = build(load(path), device='meta')
     params = sum(p.numel() for p in model.parameters())
     assert abs(params / PUBLISHED_PARAMS - 1) <= 0.01, f'{params / 1e9:.4f}B'
