@@ -7,7 +7,9 @@ is one FLOP), and for each DCNv3 layer the sampling is added as
 the counter cannot see inside the op. Two-stage detectors are counted as
 mmdet 2's ``forward_dummy`` did: RPN head on all levels, then (for each
 cascade stage) the box head on 1000 proposals and the mask head on the
-first 100; other models run their ``mode='tensor'`` forward.
+first 100; Mask2Former segmentors run the backbone and the head's forward
+(class scores and mask logits of every decoder layer); other models run
+their ``mode='tensor'`` forward.
 
 Example::
 
@@ -134,10 +136,38 @@ class _TwoStageDummy(nn.Module):
         return outs
 
 
+class _SegHeadWithMetas(nn.Module):
+    """Backbone (and neck), then a decode head whose forward needs the image
+    metas (mmseg's ``Mask2FormerHead``): its raw outputs, the class scores
+    and mask logits of every decoder layer, as mmseg's ``mode='tensor'``
+    returns for other heads."""
+
+    def __init__(self, model: nn.Module, h: int, w: int) -> None:
+        super().__init__()
+        from mmseg.structures import SegDataSample
+        self.model = model
+        meta = dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w),
+                    batch_input_shape=(h, w))
+        self.data_samples = [SegDataSample(metainfo=meta)]
+
+    def forward(self, inputs: torch.Tensor):
+        x = self.model.extract_feat(inputs)
+        return self.model.decode_head(x, self.data_samples)
+
+
+def _head_needs_metas(model: nn.Module) -> bool:
+    import inspect
+    head = getattr(model, 'decode_head', None)
+    return head is not None and 'batch_data_samples' in inspect.signature(
+        head.forward).parameters
+
+
 def _tensor_forward(model: nn.Module, scope: str, h: int,
                     w: int) -> nn.Module:
     """The module to trace for ``model`` on an (h, w) input."""
     if scope == 'mmseg':
+        if _head_needs_metas(model):
+            return _SegHeadWithMetas(model, h, w)
         return _TensorForward(model, None)
     if hasattr(model, 'rpn_head') and hasattr(model, 'roi_head'):
         return _TwoStageDummy(model, h, w)

@@ -25,6 +25,12 @@ from torch import nn
 
 NO_DECAY_NAME_PARTS = ('relative_position', 'norm', 'sampling_offsets')
 OFFSET_NAME_PARTS = ('sampling_offsets', 'reference_points')
+#: Mask2Former head parameters that the reference puts in layer 0 with the
+#: stem (the smallest lr scale): the queries, the level embedding and the
+#: class / mask embeddings.
+LAYER0_HEAD_PREFIXES = ('decode_head.mask_embed', 'decode_head.cls_embed',
+                        'decode_head.level_embed', 'decode_head.query_embed',
+                        'decode_head.query_feat')
 
 
 def is_no_decay(name: str, shape: Tuple[int, ...]) -> bool:
@@ -43,6 +49,8 @@ class InternImageLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
     ``lr * layer_decay_rate ** (L - 1 - layer_id)`` times any special scale.
     1-D tensors, biases and parameters named ``*norm*``,
     ``*relative_position*`` or ``*sampling_offsets*`` get no weight decay.
+    As in the reference, a Mask2Former head's queries, level embedding and
+    class / mask embeddings (:data:`LAYER0_HEAD_PREFIXES`) are in layer 0.
 
     Args:
         optim_wrapper_cfg: the ``optim_wrapper`` config (its ``optimizer``
@@ -133,6 +141,8 @@ class InternImageLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             no_decay = is_no_decay(name, tuple(param.shape))
             decay_name = 'no_decay' if no_decay else 'decay'
             layer_id, num_layers = backbone.get_layer_depth(name, backbone_prefix)
+            if name[len(prefix) + 1 if prefix else 0:].startswith(LAYER0_HEAD_PREFIXES):
+                layer_id = 0
             is_offset = any(part in name for part in OFFSET_NAME_PARTS)
             special: Optional[str] = None
             if is_offset and dino_head and layer_id == num_layers - 1:

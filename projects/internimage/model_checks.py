@@ -68,7 +68,11 @@ def check_neck_in_channels(model_cfg: Mapping[str, Any]) -> None:
         for head in (heads if isinstance(heads, Sequence) else [heads]):
             if not head or 'in_channels' not in head:
                 continue
-            index = head.get('in_index', -1)
+            # a list of in_channels and no in_index (mmseg's Mask2FormerHead):
+            # every stage the backbone gives
+            default = (list(range(len(widths)))
+                       if isinstance(head['in_channels'], Sequence) else -1)
+            index = head.get('in_index', default)
             if isinstance(index, int):
                 want: Any = widths[index]
                 got: Any = head['in_channels']
