@@ -13,6 +13,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
+import projects.internimage.compat  # noqa: F401  (loads mmengine checkpoints on torch >= 2.6)
 import tests.engine.toy  # noqa: F401  (registers the toy model, data set, metric)
 from projects.internimage.engine import CHECKPOINT_KEY, RNGStateHook
 
