@@ -197,9 +197,30 @@ def dcnv3_plugin(input, offset, mask, kernel_h: int, kernel_w: int,
                       dilation_h=dilation_h, dilation_w=dilation_w,
                       group=group, group_channels=group_channels,
                       im2col_step=im2col_step)
-    domain = onnxscript.values.Opset(PLUGIN_DOMAIN, PLUGIN_DOMAIN_VERSION)
-    return getattr(domain, PLUGIN_OP)(input, offset, mask,
-                                      offset_scale=float(offset_scale), **ints)
+    node = onnxscript.values.Op(
+        onnxscript.values.Opset(PLUGIN_DOMAIN, PLUGIN_DOMAIN_VERSION), PLUGIN_OP,
+        plugin_schema())
+    return node(input, offset, mask, offset_scale=float(offset_scale), **ints)
+
+
+def plugin_schema():
+    """The ONNX schema of ``mmdeploy::TRTDCNv3`` (not registered with onnx:
+    it only describes the node to the graph builder)."""
+    from onnx.defs import OpSchema
+    attr = OpSchema.AttrType
+    return OpSchema(
+        PLUGIN_OP, PLUGIN_DOMAIN, PLUGIN_DOMAIN_VERSION,
+        doc='DCNv3 core op (TensorRT plugin); tensors channels-last.',
+        inputs=[OpSchema.FormalParameter('input', 'T'),
+                OpSchema.FormalParameter('offset', 'T'),
+                OpSchema.FormalParameter('mask', 'T')],
+        outputs=[OpSchema.FormalParameter('output', 'T')],
+        type_constraints=[('T', ['tensor(float)', 'tensor(float16)',
+                                 'tensor(bfloat16)', 'tensor(double)'],
+                           'floating point tensors')],
+        attributes=[OpSchema.Attribute(
+            name, attr.FLOAT if name == 'offset_scale' else attr.INT)
+            for name in PLUGIN_ATTRIBUTES])
 
 
 def translation_table(plugin: bool = False) -> Dict[Callable, Callable]:

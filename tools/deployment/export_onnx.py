@@ -115,8 +115,6 @@ def build_model(cfg, checkpoint: str, seed: int = 0) -> nn.Module:
         backbone['init_cfg'] = None
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
-    if hasattr(model, 'init_weights'):
-        model.init_weights()
     if checkpoint.lower() != 'none':
         load_checkpoint(model, checkpoint, map_location='cpu')
     return revert_sync_batchnorm(model).eval()
