@@ -32,10 +32,11 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from _common import load_config  # noqa: E402
@@ -100,6 +101,67 @@ class DetectorFeatures(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         return tuple(self.model.extract_feat(inputs))
+
+
+def _adaptive_avg_pool_1d(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """``adaptive_avg_pool`` along ``dim`` to ``size`` bins from a cumulative
+    sum: bin i averages [floor(i * L / size), ceil((i + 1) * L / size))."""
+    length = x.shape[dim]
+    bins = torch.arange(size, device=x.device)
+    start = bins * length // size
+    end = ((bins + 1) * length + size - 1) // size
+    zero = x.narrow(dim, 0, 1).mul(0)
+    total = torch.cat([zero, x.cumsum(dim)], dim)
+    sums = total.index_select(dim, end) - total.index_select(dim, start)
+    count = (end - start).to(x.dtype)
+    shape = [1] * x.dim()
+    shape[dim] = size
+    return sums / count.view(shape)
+
+
+class DynamicAdaptiveAvgPool2d(nn.Module):
+    """``nn.AdaptiveAvgPool2d`` whose graph works at any input size.
+
+    The exporter unrolls ``AdaptiveAvgPool2d`` into gathers at the export
+    size (ONNX has no adaptive pooling), so a graph with dynamic height and
+    width would read the wrong pixels at another size; this one computes the
+    bins from the input's size in the graph (the same averages).
+
+    Args:
+        output_size: the pooled (height, width), or one int for both.
+    """
+
+    def __init__(self, output_size) -> None:
+        super().__init__()
+        if isinstance(output_size, int):
+            output_size = (output_size, output_size)
+        if any(s is None for s in output_size):
+            raise ValueError('DynamicAdaptiveAvgPool2d needs both output sizes, '
+                             f'got {output_size}')
+        self.output_size = tuple(int(s) for s in output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _adaptive_avg_pool_1d(x, x.dim() - 2, self.output_size[0])
+        return _adaptive_avg_pool_1d(x, x.dim() - 1, self.output_size[1])
+
+
+@contextlib.contextmanager
+def dynamic_adaptive_pooling(module: nn.Module) -> Iterator[int]:
+    """Within the block, ``module``'s ``nn.AdaptiveAvgPool2d`` layers (other
+    than global pooling) are :class:`DynamicAdaptiveAvgPool2d`; yields how
+    many were replaced."""
+    replaced = []
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            size = getattr(child, 'output_size', None)
+            if type(child) is nn.AdaptiveAvgPool2d and size not in (1, (1, 1)):
+                setattr(parent, name, DynamicAdaptiveAvgPool2d(size))
+                replaced.append((parent, name, child))
+    try:
+        yield len(replaced)
+    finally:
+        for parent, name, child in replaced:
+            setattr(parent, name, child)
 
 
 def build_model(cfg, checkpoint: str, seed: int = 0) -> nn.Module:
@@ -222,9 +284,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, float]:
         dynamic_shapes = ({0: auto, 2: auto, 3: auto}, )
     out_dir = osp.dirname(osp.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
-    dcnv3_onnx.export(module, (inputs, ), args.out, plugin=args.plugin,
-                      input_names=['input'], output_names=output_names,
-                      dynamic_shapes=dynamic_shapes)
+    pooling = (dynamic_adaptive_pooling(module) if args.dynamic
+               else contextlib.nullcontext())
+    with pooling:
+        dcnv3_onnx.export(module, (inputs, ), args.out, plugin=args.plugin,
+                          input_names=['input'], output_names=output_names,
+                          dynamic_shapes=dynamic_shapes)
     size = osp.getsize(args.out) / 2**20
     print(f'wrote {args.out} ({size:.1f} MiB, opset {dcnv3_onnx.OPSET}, DCNv3 '
           f'{"plugin" if args.plugin else "portable"})')
