@@ -233,6 +233,31 @@ def translation_table(plugin: bool = False) -> Dict[Callable, Callable]:
     return {_registered_op(): dcnv3_plugin if plugin else dcnv3_portable}
 
 
+def register_torchscript_plugin_symbolic(opset: int = OPSET) -> None:
+    """Plugin form for the TorchScript exporter (``torch.onnx.export(...,
+    dynamo=False)``), which mmdeploy 1.x drives: every traced
+    ``ops_dcnv3::dcnv3`` becomes one ``mmdeploy::TRTDCNv3`` node, as the
+    reference's deployment wrote it.
+
+    Args:
+        opset: the opset the export will use (the symbolic is registered
+            from this version on).
+    """
+    _registered_op()
+
+    def symbolic(g, input, offset, mask, *scalars):
+        from torch.onnx import symbolic_helper
+        values = [symbolic_helper._maybe_get_const(v, 'f' if name == 'offset_scale'
+                                                   else 'i')
+                  for name, v in zip(PLUGIN_ATTRIBUTES, scalars)]
+        attrs = {f'{name}_{"f" if name == "offset_scale" else "i"}':
+                 (float(v) if name == 'offset_scale' else int(v))
+                 for name, v in zip(PLUGIN_ATTRIBUTES, values)}
+        return g.op(f'{PLUGIN_DOMAIN}::{PLUGIN_OP}', input, offset, mask, **attrs)
+
+    torch.onnx.register_custom_op_symbolic('ops_dcnv3::dcnv3', symbolic, opset)
+
+
 # ------------------------------------------------------------------ export
 
 

@@ -189,3 +189,25 @@ def test_export_refuses_training_mode_and_missing_directory(tmp_path):
         dcnv3_onnx.export(layer.eval(), (x, ), tmp_path / 'no_such_dir' / 'a.onnx')
     with pytest.raises(TypeError, match='tuple'):
         dcnv3_onnx.export(layer.eval(), x, tmp_path / 'a.onnx')
+
+
+def test_torchscript_exporter_plugin_symbolic(tmp_path):
+    """The route of mmdeploy 1.x (TorchScript exporter): one TRTDCNv3 node
+    per layer of the compiled-op module, with its attributes."""
+    dcnv3_onnx.register_torchscript_plugin_symbolic(16)
+    layers = [DCNv3(channels=8, group=2),
+              DCNv3(channels=8, kernel_size=5, pad=2, group=4, offset_scale=0.5)]
+    path = tmp_path / 'legacy.onnx'
+    with pytest.warns():  # the TorchScript exporter's deprecation
+        torch.onnx.export(torch.nn.Sequential(*layers).eval(),
+                          (torch.randn(1, 6, 7, 8), ), str(path), dynamo=False,
+                          opset_version=16)
+    nodes = [n for n in onnx.load(str(path)).graph.node
+             if n.domain == dcnv3_onnx.PLUGIN_DOMAIN]
+    assert [n.op_type for n in nodes] == [dcnv3_onnx.PLUGIN_OP] * 2
+    attrs = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+             for n in nodes]
+    assert [(a['kernel_h'], a['group'], a['group_channels']) for a in attrs] == [
+        (3, 2, 4), (5, 4, 2)]
+    assert attrs[1]['offset_scale'] == pytest.approx(0.5)
+    assert set(attrs[0]) == set(dcnv3_onnx.PLUGIN_ATTRIBUTES)
