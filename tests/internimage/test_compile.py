@@ -12,7 +12,6 @@ generation for the surrounding layers takes minutes on two CPU cores and is
 run by ``benchmarks/bench_compile.py``, which also compares its outputs with
 eager.
 """
-import pytest
 import torch
 
 from tests.helpers import TINY, max_rel_err, requires_compiled
