@@ -98,8 +98,7 @@ def first_tensor(out) -> torch.Tensor:
         [o.flatten() for o in out])
 
 
-def bench(name: str, model: torch.nn.Module, x: torch.Tensor,
-          args: argparse.Namespace) -> Dict[str, float]:
+def bench(model: torch.nn.Module, x: torch.Tensor, args: argparse.Namespace) -> Dict[str, float]:
     compiled = torch.compile(model, backend=args.backend, fullgraph=True, dynamic=False)
     with torch.no_grad():
         eager_out = first_tensor(model(x))
@@ -120,25 +119,28 @@ def main(argv: List[str] = None) -> Dict[str, Dict[str, float]]:
         torch.set_num_threads(args.threads)
     print(f'eager vs torch.compile(backend={args.backend!r}, fullgraph=True), CPU, '
           f'{torch.get_num_threads()} threads, torch {torch.__version__}, forward '
-          f'(no_grad), {args.warmup} warm-up + {args.iters} timed iterations')
+          f'(no_grad), {args.warmup} warm-up + {args.iters} timed iterations', flush=True)
+    header = (f'{"model":<45} {"eager img/s":>12} {"compiled img/s":>15} {"ratio":>7} '
+              f'{"compile s":>10} {"max rel diff":>13}')
     results = {}
     torch.manual_seed(0)
+    cases = []
     if 'backbone' in args.models:
-        x = torch.randn(args.backbone_batch, 3, args.backbone_size, args.backbone_size)
-        label = f'InternImage-T backbone, batch {args.backbone_batch}, ' \
-                f'{args.backbone_size}x{args.backbone_size}'
-        results[label] = bench('backbone', with_offsets(build_backbone()), x, args)
+        cases.append((f'InternImage-T backbone, batch {args.backbone_batch}, '
+                      f'{args.backbone_size}x{args.backbone_size}', build_backbone,
+                      (args.backbone_batch, 3, args.backbone_size, args.backbone_size)))
     if 'upernet' in args.models:
-        x = torch.randn(args.upernet_batch, 3, args.upernet_size, args.upernet_size)
-        label = f'UperNet InternImage-T, batch {args.upernet_batch}, ' \
-                f'{args.upernet_size}x{args.upernet_size}'
-        results[label] = bench('upernet', with_offsets(build_upernet()), x, args)
-    print(f'{"model":<45} {"eager img/s":>12} {"compiled img/s":>15} {"ratio":>7} '
-          f'{"compile s":>10} {"max rel diff":>13}')
-    for label, r in results.items():
+        cases.append((f'UperNet InternImage-T, batch {args.upernet_batch}, '
+                      f'{args.upernet_size}x{args.upernet_size}', build_upernet,
+                      (args.upernet_batch, 3, args.upernet_size, args.upernet_size)))
+    print(header, flush=True)
+    for label, build, shape in cases:
+        r = bench(with_offsets(build()), torch.randn(*shape), args)
+        results[label] = r
+        # One row as soon as it is measured (compiling takes minutes).
         print(f'{label:<45} {r["eager"]:>12.2f} {r["compiled"]:>15.2f} '
               f'{r["compiled"] / r["eager"]:>6.2f}x {r["compile_s"]:>10.1f} '
-              f'{r["max_rel_diff"]:>13.2e}')
+              f'{r["max_rel_diff"]:>13.2e}', flush=True)
     return results
 
 
