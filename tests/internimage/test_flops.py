@@ -37,33 +37,23 @@ def test_importing_the_project_registers_the_handle():
     assert ca._DEFAULT_SUPPORTED_FLOP_OPS[DCNV3_OP_NAME] is dcnv3_flop_jit
 
 
-def test_flop_analyzer_counts_dcnv3_like_our_tool():
-    from mmengine.analysis import FlopAnalyzer
+def test_counter_and_get_model_complexity_info_count_dcnv3_like_our_tool():
+    """FlopAnalyzer and ``get_model_complexity_info`` (what mmdet's and
+    mmseg's tools/analysis_tools/get_flops.py call) count each DCNv3 layer."""
+    from mmengine.analysis import FlopAnalyzer, get_model_complexity_info
     model = _tiny_backbone()
     x = torch.randn(1, 3, 64, 96)
     analyzer = FlopAnalyzer(model, (x, ))
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
-    by_op = analyzer.by_operator()
+    by_operator = analyzer.by_operator()
     assert 'ops_dcnv3::dcnv3' not in analyzer.unsupported_ops()
     expected = _sampling_flops(model, x)
     assert expected > 0
-    assert by_op['dcnv3'] == expected
+    assert by_operator['dcnv3'] == expected
     # Stage 1 (stride 4, 16 channels, one block): 5 * (16 * 24) * 9 * 16.
-    assert analyzer.by_module()['levels.0.blocks.0.dcn'] >= 5 * 16 * 24 * 9 * 16
-
-
-def test_get_model_complexity_info_adds_the_dcnv3_term(monkeypatch):
-    """``get_model_complexity_info`` (what mmdet's and mmseg's
-    tools/analysis_tools/get_flops.py call) with and without the handle."""
-    from mmengine.analysis import complexity_analysis as ca
-    from mmengine.analysis import get_model_complexity_info
-    from projects.internimage.flops import DCNV3_OP_NAME
-    model = _tiny_backbone()
-    x = torch.randn(1, 3, 64, 64)
-    with_handle = get_model_complexity_info(model, inputs=(x, ), show_table=False,
-                                            show_arch=False)['flops']
-    monkeypatch.delitem(ca._DEFAULT_SUPPORTED_FLOP_OPS, DCNV3_OP_NAME)
-    without = get_model_complexity_info(model, inputs=(x, ), show_table=False,
-                                        show_arch=False)['flops']
-    assert with_handle - without == _sampling_flops(model, x)
+    assert analyzer.by_module_and_operator()['levels.0.blocks.0.dcn']['dcnv3'] == \
+        5 * 16 * 24 * 9 * 16
+    info = get_model_complexity_info(model, inputs=(x, ), show_table=False,
+                                     show_arch=False)
+    assert info['flops'] == analyzer.total()
