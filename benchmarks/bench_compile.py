@@ -21,7 +21,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import torch
 
@@ -83,14 +83,21 @@ def with_offsets(model: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
-def timed(step: Callable[[], object], batch: int, warmup: int, iters: int) -> float:
-    """images/s over ``iters`` calls after ``warmup`` untimed ones."""
+def timed_pair(eager: Callable[[], object], compiled: Callable[[], object], batch: int,
+               warmup: int, iters: int) -> Tuple[float, float]:
+    """images/s of each side over ``iters`` calls after ``warmup`` untimed
+    ones; the calls alternate (eager, compiled, eager, ...) so that both
+    sides see the same machine load."""
     for _ in range(warmup):
-        step()
-    start = time.perf_counter()
+        eager()
+        compiled()
+    spent = [0.0, 0.0]
     for _ in range(iters):
-        step()
-    return batch * iters / (time.perf_counter() - start)
+        for i, step in enumerate((eager, compiled)):
+            start = time.perf_counter()
+            step()
+            spent[i] += time.perf_counter() - start
+    return batch * iters / spent[0], batch * iters / spent[1]
 
 
 def first_tensor(out) -> torch.Tensor:
@@ -107,9 +114,8 @@ def bench(model: torch.nn.Module, x: torch.Tensor, args: argparse.Namespace) -> 
         compile_s = time.perf_counter() - start
         diff = ((compiled_out - eager_out).abs().max() / eager_out.abs().max()).item()
         batch = x.shape[0]
-        # In turns, eager then compiled, so that a change in load affects both.
-        eager = timed(lambda: model(x), batch, args.warmup, args.iters)
-        comp = timed(lambda: compiled(x), batch, args.warmup, args.iters)
+        eager, comp = timed_pair(lambda: model(x), lambda: compiled(x), batch,
+                                 args.warmup, args.iters)
     return dict(eager=eager, compiled=comp, compile_s=compile_s, max_rel_diff=diff)
 
 
