@@ -7,10 +7,13 @@ from . import compat  # noqa: F401  (must come first)
 from .arch_settings import ARCH_SETTINGS, get_arch
 from .backbone import InternImage
 from .checkpoint import load_pretrained
+from .flops import register_dcnv3_flop_handle
 from .layer_decay import InternImageLayerDecayOptimizerConstructor
 from .registry import register_backbone
 
 register_backbone()
+# mmengine's FLOP counter (mmdet/mmseg get_flops.py) counts ops_dcnv3::dcnv3
+register_dcnv3_flop_handle()
 
 __all__ = [
     'InternImage', 'InternImageLayerDecayOptimizerConstructor', 'ARCH_SETTINGS',
