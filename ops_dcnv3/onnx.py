@@ -54,6 +54,8 @@ PLUGIN_DOMAIN_VERSION = 1
 PLUGIN_ATTRIBUTES = ('kernel_h', 'kernel_w', 'stride_h', 'stride_w', 'pad_h',
                      'pad_w', 'dilation_h', 'dilation_w', 'group',
                      'group_channels', 'offset_scale', 'im2col_step')
+#: Weights above this size are saved next to the ONNX file, not inside it.
+EXTERNAL_DATA_BYTES = 1800 * 2**20
 #: im2col_step written into the plugin nodes (the modules' value).
 IM2COL_STEP = 256
 
@@ -296,7 +298,8 @@ def export(model: torch.nn.Module,
         model: a module in eval mode whose DCNv3 layers are
             :class:`ops_dcnv3.DCNv3` or :class:`ops_dcnv3.DCNv3_pytorch`.
         args: example inputs (tensors).
-        f: path of the ONNX file to write (weights inside it).
+        f: path of the ONNX file to write (weights inside it, or in a data
+            file next to it above :data:`EXTERNAL_DATA_BYTES`).
         plugin: write ``mmdeploy::TRTDCNv3`` nodes instead of standard ops.
         input_names, output_names: names of the graph's inputs and outputs.
         dynamic_shapes: ``torch.export`` dynamic shapes of ``args`` (e.g.
@@ -322,6 +325,9 @@ def export(model: torch.nn.Module,
             custom_translation_table=translation_table(plugin),
             input_names=input_names, output_names=output_names,
             dynamic_shapes=dynamic_shapes, optimize=True, verbose=verbose)
-    # one self-contained file: the weights inside, not next to it
-    program.save(f, external_data=False)
+    # one self-contained file, unless the weights pass protobuf's 2 GiB
+    # limit (InternImage-H/G): then they go to a data file next to it
+    weight_bytes = sum(t.numel() * t.element_size()
+                       for t in list(model.parameters()) + list(model.buffers()))
+    program.save(f, external_data=weight_bytes > EXTERNAL_DATA_BYTES)
     return program
