@@ -1,5 +1,9 @@
-"""Functional DCNv3: the compiled op and the pure-PyTorch path."""
-from .dcnv3_func import DCNv3Function
+"""Functional DCNv3: the registered compiled op and the pure-PyTorch path.
+
+Importing this package registers ``torch.ops.ops_dcnv3.dcnv3`` and
+``torch.ops.ops_dcnv3.dcnv3_backward`` (see :mod:`.library`).
+"""
+from .dcnv3_func import DCNv3Function, dcnv3_op
 from .dcnv3_pytorch import dcnv3_core_pytorch
 
-__all__ = ['DCNv3Function', 'dcnv3_core_pytorch']
+__all__ = ['DCNv3Function', 'dcnv3_op', 'dcnv3_core_pytorch']

@@ -17,12 +17,15 @@ from . import engine  # noqa: F401  (registers RNGStateHook and the local_atomic
 from .arch_settings import ARCH_SETTINGS, get_arch
 from .backbone import InternImage
 from .checkpoint import load_pretrained
+from .flops import register_dcnv3_flop_handle
 from .layer_decay import InternImageLayerDecayOptimizerConstructor
 from .model_checks import check_neck_in_channels
 from .registry import register_backbone
 from .strict_load import StrictLoadRunner
 
 register_backbone()
+# mmengine's FLOP counter (mmdet/mmseg get_flops.py) counts ops_dcnv3::dcnv3
+register_dcnv3_flop_handle()
 
 try:  # the DINO head needs mmdet (segmentation-only installs have none)
     from .dino_head import InternImageDINOHead  # noqa: F401  (registers it)
