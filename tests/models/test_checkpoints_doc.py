@@ -1,5 +1,5 @@
 """docs/checkpoints.md lists a published checkpoint (or says there is none)
-for every COCO and ADE20K config, at the model hub's address."""
+for every COCO, ADE20K and COCO-Stuff config, at the model hub's address."""
 import re
 
 import pytest
@@ -7,7 +7,8 @@ import pytest
 from tests.helpers import REPO_ROOT
 
 DOC = REPO_ROOT / 'docs' / 'checkpoints.md'
-CONFIGS = sorted(p for d in ('coco', 'ade20k') for p in (REPO_ROOT / 'configs' / d).glob('*.py'))
+CONFIGS = sorted(p for d in ('coco', 'ade20k', 'coco_stuff164k')
+                 for p in (REPO_ROOT / 'configs' / d).glob('*.py'))
 HUB = 'https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
 
 
@@ -17,8 +18,8 @@ def test_every_config_has_a_row(config):
             if line.startswith(f'| `{config.name}` |')]
     assert len(rows) == 1, f'{config.name}: {len(rows)} rows in {DOC.name}'
     cells = [c.strip() for c in rows[0].strip('|').split('|')]
-    assert re.fullmatch(r'`[\w.]+\.pth`( \(reference DINO format\))?|not published.*', cells[1])
-    assert re.fullmatch(r'\d\d\.\d / (\d\d\.\d|–)', cells[2]), cells[2]
+    assert re.fullmatch(r'`[\w.]+\.pth`( \(reference (DINO|Mask2Former) format\))?|not published.*', cells[1])
+    assert re.fullmatch(r'(\d\d\.\d|–) / (\d\d\.\d|–)', cells[2]), cells[2]
 
 
 def test_commands_use_the_hub_address():
