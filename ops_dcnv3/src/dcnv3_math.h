@@ -18,7 +18,10 @@
 
 namespace dcnv3 {
 
-// Problem geometry; every index computed from it is 64-bit.
+// Problem geometry; every index computed from it is 64-bit. The kernel
+// parameters are below 2^31 (checked by the binding), but their sums and
+// products (e.g. pad + dilation * (kernel - 1) / 2) are not: compute those in
+// 64 bits (half_extent, tap).
 struct Geometry {
   int64_t N, H, W, Ho, Wo;
   int64_t G, D;  // groups, channels per group
@@ -46,19 +49,28 @@ struct Corners {
   bool any;  // false when the point lies entirely outside the image
 };
 
+// (dilation * (kernel - 1)) / 2, the distance of the kernel's first tap
+// from its centre, in 64 bits.
+DCNV3_HD int64_t half_extent(int dilation, int kernel) {
+  return (static_cast<int64_t>(dilation) * (kernel - 1)) / 2;
+}
+
+// Offset -half + i * dilation of tap i from the kernel's centre, in 64 bits.
+DCNV3_HD int64_t tap(int i, int dilation, int kernel) {
+  return static_cast<int64_t>(i) * dilation - half_extent(dilation, kernel);
+}
+
 // Sampling location (y, x) in input pixel coordinates of point (i, j) for
 // output pixel (ho, wo), given the learned offsets (off_x, off_y).
 template <typename acc_t>
 DCNV3_HD void sample_location(const Geometry& g, int64_t ho, int64_t wo,
                               int i, int j, acc_t off_x, acc_t off_y,
                               acc_t* y, acc_t* x) {
-  const int half_w = (g.dw * (g.kw - 1)) / 2;
-  const int half_h = (g.dh * (g.kh - 1)) / 2;
   const acc_t scale = static_cast<acc_t>(g.offset_scale);
-  const acc_t cx = static_cast<acc_t>(wo * g.sw - g.pw + half_w);
-  const acc_t cy = static_cast<acc_t>(ho * g.sh - g.ph + half_h);
-  const acc_t gx = static_cast<acc_t>(-half_w + i * g.dw);
-  const acc_t gy = static_cast<acc_t>(-half_h + j * g.dh);
+  const acc_t cx = static_cast<acc_t>(wo * g.sw - g.pw + half_extent(g.dw, g.kw));
+  const acc_t cy = static_cast<acc_t>(ho * g.sh - g.ph + half_extent(g.dh, g.kh));
+  const acc_t gx = static_cast<acc_t>(tap(i, g.dw, g.kw));
+  const acc_t gy = static_cast<acc_t>(tap(j, g.dh, g.kh));
   *x = cx + (gx + off_x) * scale;
   *y = cy + (gy + off_y) * scale;
 }
