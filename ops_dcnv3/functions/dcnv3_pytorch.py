@@ -5,6 +5,10 @@ import torch.nn.functional as F
 from .checks import autocast_inputs, check_args
 
 
+def _next_pow2(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
 def dcnv3_core_pytorch(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
                        kernel_h: int, kernel_w: int, stride_h: int, stride_w: int,
                        pad_h: int, pad_w: int, dilation_h: int, dilation_w: int,
@@ -67,11 +71,21 @@ def dcnv3_core_pytorch(input: torch.Tensor, offset: torch.Tensor, mask: torch.Te
     y = torch.where(inside, y, -2.0)
     weight = torch.where(inside, mask.to(dtype).reshape(N, Ho, Wo, G, P), 0.0)
 
+    # The image is zero-padded to power-of-two sizes, so that the round trip
+    # through grid_sample's normalised coordinates is exact for integer
+    # locations: both paths then take the same four corners there (and the
+    # same one-sided derivative, e.g. at zero offsets). The padding reads as
+    # zeros, like the outside.
+    Hp, Wp = _next_pow2(H), _next_pow2(W)
     # grid_sample(align_corners=False) puts pixel k's centre at (2k + 1) / size - 1.
-    grid = torch.stack(((2 * x + 1) / W - 1, (2 * y + 1) / H - 1), dim=-1)
+    grid = torch.stack(((2 * x + 1) / Wp - 1, (2 * y + 1) / Hp - 1), dim=-1)
     grid = grid.permute(0, 3, 1, 2, 4, 5).reshape(N * G, Ho * Wo, P, 2)
     value = input.to(dtype).reshape(N, H, W, G, D).permute(0, 3, 4, 1, 2)
-    value = value.reshape(N * G, D, H, W)
+    if (Hp, Wp) != (H, W):
+        padded = value.new_zeros(N, G, D, Hp, Wp)
+        padded[..., :H, :W] = value
+        value = padded
+    value = value.reshape(N * G, D, Hp, Wp)
     sampled = F.grid_sample(value, grid, mode='bilinear', padding_mode='zeros',
                             align_corners=False)  # (N*G, D, Ho*Wo, P)
     weight = weight.permute(0, 3, 1, 2, 4).reshape(N * G, 1, Ho * Wo, P)
