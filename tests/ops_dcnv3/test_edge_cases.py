@@ -168,3 +168,22 @@ def test_module_empty_batch(cls):
     y.sum().backward()
     assert x.grad.shape == x.shape
     assert m.offset.weight.grad is not None and m.offset.weight.grad.abs().sum() == 0
+
+
+@requires_compiled
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_zero_offsets_same_gradients_on_both_paths(dtype):
+    """Zero offsets (the module's initial state) put every point on integer
+    coordinates, where the bilinear weight has a kink: both paths take the
+    same one-sided derivative there, whatever the image size."""
+    from ops_dcnv3.functions import dcnv3_core_pytorch
+    from tests.helpers import compiled_op
+    for H, W in ((5, 7), (6, 3)):
+        (x, off, mask), args = random_case(N=1, H=H, W=W, G=2, D=3, dtype=dtype, seed=H)
+        off.zero_()
+        out_c, grads_c = _run(compiled_op, (x, off, mask), args)
+        out_p, grads_p = _run(dcnv3_core_pytorch, (x, off, mask), args)
+        tol = 1e-12 if dtype == torch.float64 else 1e-6
+        assert rel_err(out_p, out_c) < tol
+        for a, b in zip(grads_p, grads_c):
+            assert rel_err(a, b) < tol
