@@ -40,13 +40,19 @@ struct Geometry {
 //   d value/dx = sum_c wx[c] * x[idx[c] + d]
 // idx[c] is the element offset of the corner pixel's channel 0 within one
 // image, i.e. (y * W + x) * C.
+//
+// A corner outside the image touches no pixel (valid[c] false): kernels skip
+// it rather than multiply its zero weight, so that it adds exactly 0 even
+// when the mask is infinite. Corners inside with weight 0 (a point on an
+// integer coordinate) are read, as grid_sample reads them.
 template <typename acc_t>
 struct Corners {
   int64_t idx[4];
   acc_t w[4];
   acc_t wy[4];
   acc_t wx[4];
-  bool any;  // false when the point lies entirely outside the image
+  bool valid[4];  // corner inside the image
+  bool any;       // false when the point lies entirely outside the image
 };
 
 // (dilation * (kernel - 1)) / 2, the distance of the kernel's first tap
@@ -90,6 +96,7 @@ DCNV3_HD Corners<acc_t> bilinear_corners(acc_t y, acc_t x, int64_t H,
     for (int k = 0; k < 4; ++k) {
       c.idx[k] = 0;
       c.w[k] = c.wy[k] = c.wx[k] = acc_t(0);
+      c.valid[k] = false;
     }
     return c;
   }
@@ -112,6 +119,7 @@ DCNV3_HD Corners<acc_t> bilinear_corners(acc_t y, acc_t x, int64_t H,
   const acc_t wx[4] = {-hy, hy, -ly, ly};
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
+    c.valid[k] = valid[k];
     c.idx[k] = valid[k] ? (yy[k] * W + xx[k]) * C : 0;
     c.w[k] = valid[k] ? w[k] : acc_t(0);
     c.wy[k] = valid[k] ? wy[k] : acc_t(0);
