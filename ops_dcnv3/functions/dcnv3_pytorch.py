@@ -82,9 +82,7 @@ def dcnv3_core_pytorch(input: torch.Tensor, offset: torch.Tensor, mask: torch.Te
     grid = grid.permute(0, 3, 1, 2, 4, 5).reshape(N * G, Ho * Wo, P, 2)
     value = input.to(dtype).reshape(N, H, W, G, D).permute(0, 3, 4, 1, 2)
     if (Hp, Wp) != (H, W):
-        padded = value.new_zeros(N, G, D, Hp, Wp)
-        padded[..., :H, :W] = value
-        value = padded
+        value = F.pad(value, (0, Wp - W, 0, Hp - H))
     value = value.reshape(N * G, D, Hp, Wp)
     sampled = F.grid_sample(value, grid, mode='bilinear', padding_mode='zeros',
                             align_corners=False)  # (N*G, D, Ho*Wo, P)
