@@ -5,24 +5,25 @@ import torch
 
 from ops_dcnv3.modules import DCNv3, DCNv3_pytorch
 
-from tests.helpers import op_cores, random_case, rel_err, requires_compiled
+from tests.helpers import DEVICES, op_cores, random_case, rel_err, requires_compiled
 
 CORES = op_cores()
 NAN, INF = float('nan'), float('inf')
 
 
-def _run(core, tensors, args):
+def _run(core, tensors, args, device='cpu'):
     """Output and the gradients of (input, offset, mask) for grad_output = 1."""
-    ins = [t.clone().requires_grad_() for t in tensors]
+    ins = [t.to(device).clone().requires_grad_() for t in tensors]
     out = core(*ins, *args)
     out.backward(torch.ones_like(out))
     return out.detach(), [t.grad for t in ins]
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('core', CORES)
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 @pytest.mark.parametrize('axis', ['h', 'w'])
-def test_pad_and_dilation_of_2_to_30(core, dtype, axis):
+def test_pad_and_dilation_of_2_to_30(core, dtype, axis, device):
     """pad = dilation = 2**30 along one axis (the sums overflow 32 bits): the
     kernel's outer taps land 2**30 pixels away, outside the image, so the
     result is that of the middle row (or column) of taps alone."""
@@ -41,8 +42,8 @@ def test_pad_and_dilation_of_2_to_30(core, dtype, axis):
     off_ref = off.view(N, H, W, G, 9, 2)[:, :, :, :, middle].reshape(N, H, W, G * 6)
     mask_ref = mask.view(N, H, W, G, 9)[..., middle].reshape(N, H, W, G * 3)
 
-    out, (g_x, g_off, g_mask) = _run(core, (x, off, mask), args)
-    ref, (r_x, r_off, r_mask) = _run(core, (x, off_ref, mask_ref), ref_args)
+    out, (g_x, g_off, g_mask) = _run(core, (x, off, mask), args, device)
+    ref, (r_x, r_off, r_mask) = _run(core, (x, off_ref, mask_ref), ref_args, device)
     tol = 1e-12 if dtype == torch.float64 else 1e-6
     assert out.abs().sum() > 0
     assert rel_err(out, ref) < tol
@@ -56,9 +57,10 @@ def test_pad_and_dilation_of_2_to_30(core, dtype, axis):
     assert g_mask[..., others].abs().max() == 0
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('core', CORES)
 @pytest.mark.parametrize('value', [NAN, INF, -INF, 1e30, -3e38])
-def test_nonfinite_or_far_offsets_touch_no_pixel(core, value):
+def test_nonfinite_or_far_offsets_touch_no_pixel(core, value, device):
     """A point whose location is NaN, infinite or far outside adds exactly 0
     and has zero gradients: the result equals the same call with that
     point's mask set to 0."""
@@ -71,8 +73,9 @@ def test_nonfinite_or_far_offsets_touch_no_pixel(core, value):
     off_bad[hit & (axis == 1), 1] = value
     mask_ref = torch.where(hit, 0.0, mask)
 
-    out, (g_x, g_off, g_mask) = _run(core, (x, off_bad.view_as(off), mask), args)
-    ref, (r_x, _, r_mask) = _run(core, (x, off, mask_ref), args)
+    out, (g_x, g_off, g_mask) = _run(core, (x, off_bad.view_as(off), mask), args, device)
+    ref, (r_x, _, r_mask) = _run(core, (x, off, mask_ref), args, device)
+    hit = hit.to(device)
     assert torch.isfinite(out).all()
     assert rel_err(out, ref) < 1e-6
     assert rel_err(g_x, r_x) < 1e-6
@@ -90,10 +93,11 @@ def _one_tap_case(H=3, W=4):
     return x, off, mask, [1, 1, 1, 1, 0, 0, 1, 1, 1, 2, 1.0]
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('core', CORES)
 @pytest.mark.parametrize('edge', ['top', 'left', 'bottom', 'right'])
 @pytest.mark.parametrize('m', [1.0, INF, NAN])
-def test_point_on_the_border_line_reads_no_pixel(core, edge, m):
+def test_point_on_the_border_line_reads_no_pixel(core, edge, m, device):
     """Points at y = -1, x = -1, y = H or x = W lie outside the image: they
     read no pixel (NaN in the nearest row or column stays out) and add
     exactly 0 whatever their mask."""
@@ -114,14 +118,15 @@ def test_point_on_the_border_line_reads_no_pixel(core, edge, m):
         x[:, :, W - 1] = NAN
         off[..., 0] = W - wo
     mask[:] = m
-    out = core(x, off, mask, *args)
+    out = core(x.to(device), off.to(device), mask.to(device), *args)
     assert torch.equal(out, torch.zeros_like(out))
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('core', CORES)
 @pytest.mark.parametrize('sign', [1.0, -1.0])
 @pytest.mark.parametrize('where', ['on_pixel', 'half_outside', 'corner_outside'])
-def test_infinite_mask_gives_infinity(core, sign, where):
+def test_infinite_mask_gives_infinity(core, sign, where, device):
     """mask = ±inf multiplies the bilinear sample, which is positive here:
     the result is ±inf, not NaN (no 0 * inf from corners outside the image
     or corners of zero weight)."""
@@ -132,7 +137,7 @@ def test_infinite_mask_gives_infinity(core, sign, where):
         off[..., 0] = -0.25 - torch.arange(4.0).view(1, 1, 4)   # x = -0.25
         off[..., 1] = -0.25 - torch.arange(3.0).view(1, 3, 1)   # y = -0.25
     mask[:] = sign * INF
-    out = core(x, off, mask, *args)
+    out = core(x.to(device), off.to(device), mask.to(device), *args)
     assert torch.equal(out, torch.full_like(out, sign * INF))
 
 
