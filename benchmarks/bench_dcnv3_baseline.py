@@ -46,7 +46,9 @@ def main() -> None:
     parser.add_argument('--height', type=int, default=64)
     parser.add_argument('--width', type=int, default=96)
     parser.add_argument('--iters', type=int, default=20)
+    parser.add_argument('--threads', type=int, default=torch.get_num_threads())
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     packages = {'this': load_package(REPO_ROOT, 'ops_dcnv3'),
                 'baseline': load_package(args.baseline.resolve(), 'ops_dcnv3_baseline')}
     n, h, w, g, d = args.batch, args.height, args.width, 4, 16
