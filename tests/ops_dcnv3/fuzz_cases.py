@@ -15,7 +15,6 @@ invalid (a bool, float, zero, negative or 2**31 integer argument, a NaN or
 infinite offset_scale, a numpy array, None, a sparse or meta tensor, a wrong
 offset or mask shape, an empty image).
 """
-import math
 import random
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -223,11 +222,3 @@ def check_case(case: Dict[str, Any], compiled: Callable, pytorch: Callable,
         if problem:
             return f'grad of {name}: {problem}'
     return None
-
-
-def describe_failures(results: List[Tuple[str, Optional[str]]]) -> str:
-    return '\n'.join(f'{text}: {problem}' for text, problem in results if problem)
-
-
-__all__ = ['make_case', 'check_case', 'compare', 'describe_failures', 'TOLERANCE',
-           'math']

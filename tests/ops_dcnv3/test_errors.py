@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ops_dcnv3.functions import DCNv3Function, dcnv3_core_pytorch
+from ops_dcnv3.functions import DCNv3Function
 from ops_dcnv3.modules import DCNv3_pytorch
 
 from tests.helpers import op_cores, random_case, requires_compiled
