@@ -27,32 +27,8 @@ def _int_arg(name: str, value: Any, minimum: int) -> int:
 
 
 class _DCNv3Base(nn.Module):
-    """Shared body of :class:`DCNv3` and :class:`DCNv3_pytorch`.
-
-    The module computes one offset and mask per input pixel, so the op's
-    output must have the input's size: ``stride == 1`` and
-    ``2 * pad == dilation * (kernel_size - 1)`` (e.g. kernel 3, pad 1,
-    dilation 1), and an odd ``dw_kernel_size``. Other values raise a
-    ValueError naming them when the module is built.
-
-    Args:
-        channels: input and output channels C (> 0, divisible by ``group``).
-        kernel_size: the deformable kernel's size k (P = k * k points).
-        dw_kernel_size: the depthwise convolution's kernel (odd; default
-            ``kernel_size``).
-        stride: must be 1 (see above).
-        pad: the op's padding; ``2 * pad == dilation * (kernel_size - 1)``.
-        dilation: the kernel grid's dilation.
-        group: the groups G; each has its own offsets and masks.
-        offset_scale: finite float scaling the kernel grid and the offsets.
-        act_layer: activation after the depthwise convolution ('GELU',
-            'ReLU' or 'SiLU').
-        norm_layer: norm after the depthwise convolution ('LN' or 'BN').
-        center_feature_scale: blend the op's output with the projected input
-            by a learned per-group scale.
-
-    Input and output are channels-last (N, H, W, C); N may be 0.
-    """
+    """Shared body of :class:`DCNv3` and :class:`DCNv3_pytorch` (arguments:
+    see :class:`DCNv3`)."""
     core: Callable[..., torch.Tensor]
 
     def __init__(self, channels: int = 64, kernel_size: int = 3,
@@ -159,21 +135,39 @@ class _DCNv3Base(nn.Module):
 class DCNv3(_DCNv3Base):
     """DCNv3 module on the compiled op (CPU or CUDA kernel).
 
+    Input and output are channels-last (N, H, W, C); N may be 0. The module
+    computes one offset and mask per input pixel, so the op's output must
+    have the input's size: ``stride == 1`` and
+    ``2 * pad == dilation * (kernel_size - 1)`` (e.g. kernel 3, pad 1,
+    dilation 1), with an odd ``dw_kernel_size``. Other values raise a
+    ValueError naming them when the module is built.
+
     Args:
-        channels, kernel_size, dw_kernel_size, stride, pad, dilation, group,
-            offset_scale, act_layer, norm_layer, center_feature_scale: see
-            :class:`_DCNv3Base` (the reference's constructor arguments).
+        channels: input and output channels C (> 0, divisible by ``group``).
+        kernel_size: the deformable kernel's size k (P = k * k points).
+        dw_kernel_size: the depthwise convolution's kernel (odd; default
+            ``kernel_size``).
+        stride: must be 1 (see above).
+        pad: the op's padding; ``2 * pad == dilation * (kernel_size - 1)``.
+        dilation: the kernel grid's dilation.
+        group: the groups G; each has its own offsets and masks.
+        offset_scale: finite float scaling the kernel grid and the offsets.
+        act_layer: activation after the depthwise convolution ('GELU',
+            'ReLU' or 'SiLU').
+        norm_layer: norm after the depthwise convolution ('LN' or 'BN').
+        center_feature_scale: blend the op's output with the projected input
+            by a learned per-group scale.
     """
     core = staticmethod(_compiled_core)
 
 
 class DCNv3_pytorch(_DCNv3Base):
-    """DCNv3 module on the pure-PyTorch path; same parameters and results as
-    :class:`DCNv3`.
+    """DCNv3 module on the pure-PyTorch path; the same parameters, checks and
+    results as :class:`DCNv3`.
 
     Args:
         channels, kernel_size, dw_kernel_size, stride, pad, dilation, group,
-            offset_scale, act_layer, norm_layer, center_feature_scale: see
-            :class:`_DCNv3Base` (the reference's constructor arguments).
+            offset_scale, act_layer, norm_layer, center_feature_scale: as for
+            :class:`DCNv3`.
     """
     core = staticmethod(dcnv3_core_pytorch)

@@ -1,7 +1,7 @@
 // Sampling-point geometry and bilinear weights of DCNv3, shared by the CPU
 // and CUDA kernels so that both run exactly the same arithmetic.
 //
-// Conventions (SPEC-dcnv3.md): tensors are channels-last, input (N, H, W, G*D),
+// Conventions: tensors are channels-last, input (N, H, W, G*D),
 // offset (N, Ho, Wo, G*P*2), mask (N, Ho, Wo, G*P). Point p = i*kh + j runs
 // with the x (width) index i outer and the y (height) index j inner. Pixel
 // (y, x) has its centre at (y, x); neighbours outside the image contribute 0.

@@ -4,7 +4,7 @@
 // simt_emu.h), runs the forward and backward kernels exactly as the launcher
 // plans them (vector width from the real pointers, threads per group,
 // shared-memory chunking) on small random cases, and compares every output
-// and gradient with a direct double-precision evaluation of SPEC-dcnv3.md
+// and gradient with a direct double-precision evaluation of the op's definition
 // (built on the shared dcnv3_math.h, as the CPU kernel). It checks the work
 // decomposition, indexing, shuffles, barriers and the bounds and alignment of
 // every global access; it cannot check the CUDA-specific code paths (vector
