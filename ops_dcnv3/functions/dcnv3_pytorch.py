@@ -6,7 +6,8 @@ from .checks import autocast_inputs, check_args
 
 
 def _next_pow2(n: int) -> int:
-    return 1 << (n - 1).bit_length()
+    """The least power of two >= n (n a size; a traced size is specialised)."""
+    return 1 << (int(n) - 1).bit_length()
 
 
 def dcnv3_core_pytorch(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
