@@ -1,7 +1,20 @@
-"""Argument checks shared by the compiled op and the pure-PyTorch path."""
-from typing import NamedTuple, Tuple
+"""Argument checks shared by the compiled op and the pure-PyTorch path.
+
+Both paths call :func:`check_args` before touching the data, so that bad
+input gets the same error, naming the argument, from either of them.
+"""
+import math
+import numbers
+import operator
+from typing import Any, NamedTuple, Tuple
 
 import torch
+
+#: Upper bound (exclusive) of every integer argument: the kernels take them
+#: as 32-bit values and compute the geometry from them in 64 bits.
+INT_LIMIT = 2 ** 31
+
+TENSOR_NAMES = ('input', 'offset', 'mask')
 
 
 class Geometry(NamedTuple):
@@ -16,18 +29,50 @@ class Geometry(NamedTuple):
     P: int
 
 
-def _positive_int(name: str, value, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            import operator
-            value = operator.index(value)
-        except TypeError:
-            raise TypeError(f'DCNv3: {name} must be an int, got '
-                            f'{type(value).__name__}') from None
+def _positive_int(name: str, value: Any, allow_zero: bool = False) -> int:
+    """``value`` as an int in ``[1, 2**31)`` (``[0, 2**31)`` with
+    ``allow_zero``); TypeError for bools and non-integers, ValueError out of
+    range."""
+    if isinstance(value, bool):
+        raise TypeError(f'DCNv3: {name} must be an int, got bool ({value})')
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f'DCNv3: {name} must be an int, got '
+                        f'{type(value).__name__}') from None
     if value < 0 or (value == 0 and not allow_zero):
         bound = '>= 0' if allow_zero else '> 0'
         raise ValueError(f'DCNv3: {name} must be {bound}, got {value}')
+    if value >= INT_LIMIT:
+        raise ValueError(f'DCNv3: {name} must be < 2**31, got {value}')
     return value
+
+
+def check_offset_scale(offset_scale: Any) -> float:
+    """``offset_scale`` as a finite float; TypeError for bools and
+    non-numbers, ValueError for NaN and infinities."""
+    if isinstance(offset_scale, bool) or not isinstance(offset_scale, numbers.Real):
+        raise TypeError('DCNv3: offset_scale must be a float, got '
+                        f'{type(offset_scale).__name__}')
+    value = float(offset_scale)
+    if not math.isfinite(value):
+        raise ValueError(f'DCNv3: offset_scale must be finite, got {value}')
+    return value
+
+
+def check_tensor(name: str, t: Any) -> torch.Tensor:
+    """``t`` if it is a dense tensor with data; a TypeError naming ``name``
+    for anything else (None, numpy arrays, sparse tensors), a ValueError for
+    a tensor on the meta device."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f'DCNv3: {name} must be a torch.Tensor, got {type(t).__name__}')
+    if t.layout != torch.strided:
+        raise TypeError(f'DCNv3: {name} must be a dense (strided) tensor, got layout '
+                        f'{t.layout}')
+    if t.device.type == 'meta':
+        raise ValueError(f'DCNv3: {name} is on the meta device (no data); the op needs '
+                         'tensors on the CPU or a GPU')
+    return t
 
 
 def check_args(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
@@ -37,12 +82,28 @@ def check_args(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
                same_dtype: bool = True) -> Geometry:
     """Validates a DCNv3 call and returns its geometry.
 
-    Raises ValueError (shapes, sizes), TypeError (types, dtypes) or
-    RuntimeError-free: every message names the offending argument.
+    Args:
+        input, offset, mask: the op's tensors, channels-last (see
+            :func:`~ops_dcnv3.functions.dcnv3_core_pytorch`).
+        kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
+            group, group_channels: ints in ``[1, 2**31)``.
+        pad_h, pad_w: ints in ``[0, 2**31)``.
+        offset_scale: a finite float.
+        same_dtype: also require one dtype for the three tensors.
+
+    Returns:
+        The call's :class:`Geometry`.
+
+    Raises:
+        TypeError: a wrong type (not a tensor, sparse, integer dtype, a bool
+            or float where an int belongs, mixed dtypes).
+        ValueError: a wrong value or shape (out of range, NaN or infinite
+            offset_scale, meta device, mixed devices, empty image, empty
+            output, shapes that do not match). Every message names the
+            argument.
     """
-    for name, t in (('input', input), ('offset', offset), ('mask', mask)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f'DCNv3: {name} must be a Tensor, got {type(t).__name__}')
+    for name, t in zip(TENSOR_NAMES, (input, offset, mask)):
+        check_tensor(name, t)
         if t.dim() != 4:
             raise ValueError(f'DCNv3: {name} must be 4-D channels-last (N, H, W, C), '
                              f'got shape {tuple(t.shape)}')
@@ -58,10 +119,13 @@ def check_args(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
     dw = _positive_int('dilation_w', dilation_w)
     G = _positive_int('group', group)
     D = _positive_int('group_channels', group_channels)
-    if not isinstance(offset_scale, (int, float)) or isinstance(offset_scale, bool):
-        raise TypeError(f'DCNv3: offset_scale must be a float, got {type(offset_scale).__name__}')
+    check_offset_scale(offset_scale)
 
     N, H, W, C = input.shape
+    if H == 0 or W == 0:
+        # As torch's convolutions: only the batch may be empty.
+        raise ValueError(f'DCNv3: input has an empty image ({H}x{W}, shape '
+                         f'{tuple(input.shape)}); only the batch size N may be 0')
     if C != G * D:
         raise ValueError(f'DCNv3: input has {C} channels, expected group * group_channels '
                          f'= {G} * {D} = {G * D}')
@@ -87,7 +151,14 @@ def check_args(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
 
 def autocast_inputs(*tensors: torch.Tensor) -> Tuple[torch.Tensor, ...]:
     """Casts floating tensors to the autocast dtype when autocast is on for
-    their device; the op then runs (and returns) in that dtype."""
+    their device; the op then runs (and returns) in that dtype.
+
+    The arguments are checked first (:func:`check_tensor`, named ``input``,
+    ``offset``, ``mask`` by position), so that None, numpy arrays, sparse and
+    meta tensors get the op's error rather than one from torch.
+    """
+    for name, t in zip(TENSOR_NAMES, tensors):
+        check_tensor(name, t)
     device_type = tensors[0].device.type
     if not torch.is_autocast_enabled(device_type):
         return tensors

@@ -1,5 +1,7 @@
-"""The DCNv3 module (SPEC-dcnv3.md), with the reference's parameter names."""
-from typing import Callable, Optional
+"""The DCNv3 module, with the reference's parameter names (checkpoint keys)."""
+import math
+import numbers
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -13,11 +15,20 @@ def _compiled_core(input, offset, mask, *args):
     return DCNv3Function.apply(input, offset, mask, *args, 256)
 
 
-class _DCNv3Base(nn.Module):
-    """Shared body of :class:`DCNv3` and :class:`DCNv3_pytorch`.
+def _int_arg(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``; TypeError for bools and
+    non-integers, ValueError below the minimum, both naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f'DCNv3: {name} must be an int, got {type(value).__name__} '
+                        f'({value!r})')
+    if value < minimum:
+        raise ValueError(f'DCNv3: {name} must be >= {minimum}, got {value}')
+    return int(value)
 
-    Input and output are channels-last (N, H, W, C).
-    """
+
+class _DCNv3Base(nn.Module):
+    """Shared body of :class:`DCNv3` and :class:`DCNv3_pytorch` (arguments:
+    see :class:`DCNv3`)."""
     core: Callable[..., torch.Tensor]
 
     def __init__(self, channels: int = 64, kernel_size: int = 3,
@@ -26,10 +37,37 @@ class _DCNv3Base(nn.Module):
                  act_layer: str = 'GELU', norm_layer: str = 'LN',
                  center_feature_scale: bool = False) -> None:
         super().__init__()
+        channels = _int_arg('channels', channels, 1)
+        group = _int_arg('group', group, 1)
+        kernel_size = _int_arg('kernel_size', kernel_size, 1)
+        stride = _int_arg('stride', stride, 1)
+        pad = _int_arg('pad', pad, 0)
+        dilation = _int_arg('dilation', dilation, 1)
         if channels % group != 0:
             raise ValueError(f'channels must be divisible by group, got channels={channels}, '
                              f'group={group}')
-        dw_kernel_size = dw_kernel_size if dw_kernel_size is not None else kernel_size
+        dw_kernel_size = _int_arg('dw_kernel_size', dw_kernel_size
+                                  if dw_kernel_size is not None else kernel_size, 1)
+        if dw_kernel_size % 2 == 0:
+            raise ValueError(f'DCNv3: dw_kernel_size must be odd (it keeps the image size), '
+                             f'got {dw_kernel_size}' + ('' if dw_kernel_size != kernel_size
+                                                        else ' (from kernel_size)'))
+        if stride != 1:
+            raise ValueError(f'DCNv3: stride must be 1 (offsets and masks are computed per '
+                             f'input pixel, so the output keeps the input size), got {stride}')
+        if 2 * pad != dilation * (kernel_size - 1):
+            raise ValueError(
+                'DCNv3: the output must keep the input size: 2 * pad must equal '
+                f'dilation * (kernel_size - 1), got pad={pad}, dilation={dilation}, '
+                f'kernel_size={kernel_size}')
+        if isinstance(offset_scale, bool) or not isinstance(offset_scale, numbers.Real):
+            raise TypeError('DCNv3: offset_scale must be a float, got '
+                            f'{type(offset_scale).__name__}')
+        if not math.isfinite(offset_scale):
+            raise ValueError(f'DCNv3: offset_scale must be finite, got {offset_scale}')
+        if not isinstance(center_feature_scale, bool):
+            raise TypeError('DCNv3: center_feature_scale must be a bool, got '
+                            f'{type(center_feature_scale).__name__}')
         self.channels = channels
         self.kernel_size = kernel_size
         self.dw_kernel_size = dw_kernel_size
@@ -69,17 +107,19 @@ class _DCNv3Base(nn.Module):
             nn.init.zeros_(self.center_feature_scale_proj_bias)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if input.dim() != 4 or input.shape[-1] != self.channels:
+        if input.dim() != 4 or input.shape[-1] != self.channels or 0 in input.shape[1:3]:
             raise ValueError(f'{type(self).__name__} expects (N, H, W, {self.channels}) '
-                             f'channels-last input, got shape {tuple(input.shape)}')
+                             'channels-last input with H, W > 0, got shape '
+                             f'{tuple(input.shape)}')
         N, H, W, _ = input.shape
         x = self.input_proj(input)
         x1 = self.dw_conv(input.permute(0, 3, 1, 2))
         offset = self.offset(x1)
-        mask = self.mask(x1).reshape(N, H, W, self.group, -1)
+        points = self.kernel_size * self.kernel_size
+        mask = self.mask(x1).reshape(N, H, W, self.group, points)
         # The op weights x by the mask: keep them in one dtype (autocast may
         # have made them differ).
-        mask = F.softmax(mask, -1).reshape(N, H, W, -1).to(x.dtype)
+        mask = F.softmax(mask, -1).reshape(N, H, W, self.group * points).to(x.dtype)
         y = type(self).core(
             x, offset.to(x.dtype), mask, self.kernel_size, self.kernel_size,
             self.stride, self.stride, self.pad, self.pad, self.dilation,
@@ -93,10 +133,41 @@ class _DCNv3Base(nn.Module):
 
 
 class DCNv3(_DCNv3Base):
-    """DCNv3 module on the compiled op (CPU or CUDA kernel)."""
+    """DCNv3 module on the compiled op (CPU or CUDA kernel).
+
+    Input and output are channels-last (N, H, W, C); N may be 0. The module
+    computes one offset and mask per input pixel, so the op's output must
+    have the input's size: ``stride == 1`` and
+    ``2 * pad == dilation * (kernel_size - 1)`` (e.g. kernel 3, pad 1,
+    dilation 1), with an odd ``dw_kernel_size``. Other values raise a
+    ValueError naming them when the module is built.
+
+    Args:
+        channels: input and output channels C (> 0, divisible by ``group``).
+        kernel_size: the deformable kernel's size k (P = k * k points).
+        dw_kernel_size: the depthwise convolution's kernel (odd; default
+            ``kernel_size``).
+        stride: must be 1 (see above).
+        pad: the op's padding; ``2 * pad == dilation * (kernel_size - 1)``.
+        dilation: the kernel grid's dilation.
+        group: the groups G; each has its own offsets and masks.
+        offset_scale: finite float scaling the kernel grid and the offsets.
+        act_layer: activation after the depthwise convolution ('GELU',
+            'ReLU' or 'SiLU').
+        norm_layer: norm after the depthwise convolution ('LN' or 'BN').
+        center_feature_scale: blend the op's output with the projected input
+            by a learned per-group scale.
+    """
     core = staticmethod(_compiled_core)
 
 
 class DCNv3_pytorch(_DCNv3Base):
-    """DCNv3 module on the pure-PyTorch path; same parameters as :class:`DCNv3`."""
+    """DCNv3 module on the pure-PyTorch path; the same parameters, checks and
+    results as :class:`DCNv3`.
+
+    Args:
+        channels, kernel_size, dw_kernel_size, stride, pad, dilation, group,
+            offset_scale, act_layer, norm_layer, center_feature_scale: as for
+            :class:`DCNv3`.
+    """
     core = staticmethod(dcnv3_core_pytorch)

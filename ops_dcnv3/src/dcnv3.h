@@ -13,10 +13,11 @@ namespace dcnv3 {
 // Raises c10::Error (a Python RuntimeError/ValueError) naming the problem.
 Geometry check_and_make_geometry(const at::Tensor& input,
                                  const at::Tensor& offset,
-                                 const at::Tensor& mask, int kh, int kw,
-                                 int sh, int sw, int ph, int pw, int dh,
-                                 int dw, int64_t group, int64_t group_channels,
-                                 double offset_scale);
+                                 const at::Tensor& mask, int64_t kh,
+                                 int64_t kw, int64_t sh, int64_t sw,
+                                 int64_t ph, int64_t pw, int64_t dh,
+                                 int64_t dw, int64_t group,
+                                 int64_t group_channels, double offset_scale);
 
 at::Tensor forward_cpu(const at::Tensor& input, const at::Tensor& offset,
                        const at::Tensor& mask, const Geometry& g);

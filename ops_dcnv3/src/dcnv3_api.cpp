@@ -2,6 +2,9 @@
 #include "dcnv3.h"
 #include "cpu/cpu_isa.h"
 
+#include <cmath>
+#include <limits>
+
 namespace dcnv3 {
 
 namespace {
@@ -22,20 +25,23 @@ void check_tensor(const at::Tensor& t, const char* name, int64_t n,
 
 Geometry check_and_make_geometry(const at::Tensor& input,
                                  const at::Tensor& offset,
-                                 const at::Tensor& mask, int kh, int kw,
-                                 int sh, int sw, int ph, int pw, int dh,
-                                 int dw, int64_t group, int64_t group_channels,
-                                 double offset_scale) {
-  TORCH_CHECK_VALUE(kh > 0 && kw > 0, "DCNv3: kernel size must be positive, got (",
-                    kh, ", ", kw, ")");
-  TORCH_CHECK_VALUE(sh > 0 && sw > 0, "DCNv3: stride must be positive, got (",
-                    sh, ", ", sw, ")");
-  TORCH_CHECK_VALUE(dh > 0 && dw > 0, "DCNv3: dilation must be positive, got (",
-                    dh, ", ", dw, ")");
-  TORCH_CHECK_VALUE(ph >= 0 && pw >= 0, "DCNv3: padding must be >= 0, got (",
-                    ph, ", ", pw, ")");
+                                 const at::Tensor& mask, int64_t kh, int64_t kw,
+                                 int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                                 int64_t dh, int64_t dw, int64_t group,
+                                 int64_t group_channels, double offset_scale) {
+  constexpr int64_t kLimit = int64_t(1) << 31;  // kernel parameters are 32-bit
+  TORCH_CHECK_VALUE(kh > 0 && kw > 0 && kh < kLimit && kw < kLimit,
+                    "DCNv3: kernel size must be in [1, 2^31), got (", kh, ", ", kw, ")");
+  TORCH_CHECK_VALUE(sh > 0 && sw > 0 && sh < kLimit && sw < kLimit,
+                    "DCNv3: stride must be in [1, 2^31), got (", sh, ", ", sw, ")");
+  TORCH_CHECK_VALUE(dh > 0 && dw > 0 && dh < kLimit && dw < kLimit,
+                    "DCNv3: dilation must be in [1, 2^31), got (", dh, ", ", dw, ")");
+  TORCH_CHECK_VALUE(ph >= 0 && pw >= 0 && ph < kLimit && pw < kLimit,
+                    "DCNv3: padding must be in [0, 2^31), got (", ph, ", ", pw, ")");
   TORCH_CHECK_VALUE(group > 0 && group_channels > 0,
                     "DCNv3: group and group_channels must be positive");
+  TORCH_CHECK_VALUE(std::isfinite(offset_scale),
+                    "DCNv3: offset_scale must be finite, got ", offset_scale);
   TORCH_CHECK_VALUE(input.dim() == 4, "DCNv3: input must be 4-D (N, H, W, C), got shape ",
                     input.sizes());
   Geometry g;
@@ -44,17 +50,25 @@ Geometry check_and_make_geometry(const at::Tensor& input,
   g.W = input.size(2);
   g.G = group;
   g.D = group_channels;
-  g.kh = kh; g.kw = kw; g.sh = sh; g.sw = sw;
-  g.ph = ph; g.pw = pw; g.dh = dh; g.dw = dw;
+  g.kh = static_cast<int>(kh); g.kw = static_cast<int>(kw);
+  g.sh = static_cast<int>(sh); g.sw = static_cast<int>(sw);
+  g.ph = static_cast<int>(ph); g.pw = static_cast<int>(pw);
+  g.dh = static_cast<int>(dh); g.dw = static_cast<int>(dw);
   g.offset_scale = offset_scale;
   TORCH_CHECK_VALUE(input.size(3) == group * group_channels,
                     "DCNv3: input has ", input.size(3),
                     " channels, expected group * group_channels = ", group,
                     " * ", group_channels);
+  TORCH_CHECK_VALUE(g.H > 0 && g.W > 0, "DCNv3: input has an empty image (",
+                    g.H, "x", g.W, "); only the batch size N may be 0");
+  // All terms are below 2^33 (products below 2^62): no 64-bit overflow.
   g.Ho = (g.H + 2 * ph - (dh * (kh - 1) + 1)) / sh + 1;
   g.Wo = (g.W + 2 * pw - (dw * (kw - 1) + 1)) / sw + 1;
   TORCH_CHECK_VALUE(g.Ho > 0 && g.Wo > 0, "DCNv3: output size (", g.Ho, ", ",
                     g.Wo, ") is empty for input ", input.sizes());
+  TORCH_CHECK_VALUE(g.P() <= std::numeric_limits<int64_t>::max() / 2 / g.G,
+                    "DCNv3: kernel ", kh, "x", kw, " with ", g.G,
+                    " groups has too many sampling points");
   check_tensor(input, "input", g.N, g.H, g.W, g.C());
   check_tensor(offset, "offset", g.N, g.Ho, g.Wo, g.G * g.P() * 2);
   check_tensor(mask, "mask", g.N, g.Ho, g.Wo, g.G * g.P());
@@ -71,8 +85,9 @@ Geometry check_and_make_geometry(const at::Tensor& input,
 }
 
 at::Tensor dcnv3_forward(const at::Tensor& input, const at::Tensor& offset,
-                         const at::Tensor& mask, int kh, int kw, int sh,
-                         int sw, int ph, int pw, int dh, int dw, int64_t group,
+                         const at::Tensor& mask, int64_t kh, int64_t kw,
+                         int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+                         int64_t dh, int64_t dw, int64_t group,
                          int64_t group_channels, double offset_scale,
                          int64_t im2col_step) {
   TORCH_CHECK_VALUE(im2col_step > 0, "DCNv3: im2col_step must be positive");
@@ -94,8 +109,8 @@ at::Tensor dcnv3_forward(const at::Tensor& input, const at::Tensor& offset,
 
 std::vector<at::Tensor> dcnv3_backward(
     const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
-    int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
-    int64_t group, int64_t group_channels, double offset_scale,
+    int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph, int64_t pw,
+    int64_t dh, int64_t dw, int64_t group, int64_t group_channels, double offset_scale,
     const at::Tensor& grad_output, int64_t im2col_step) {
   TORCH_CHECK_VALUE(im2col_step > 0, "DCNv3: im2col_step must be positive");
   const Geometry g = check_and_make_geometry(input, offset, mask, kh, kw, sh, sw,

@@ -3,7 +3,8 @@
 //
 // Who uses what: the CUDA kernels (cuda/dcnv3_kernels.cuh) call
 // sample_location and bilinear_corners; the CPU kernel (cpu/dcnv3_cpu.cpp)
-// uses only Geometry and restates the same arithmetic vectorised across
+// uses Geometry and the 64-bit grid helpers (half_extent, tap) and restates
+// the per-point arithmetic vectorised across
 // points (locate_lanes: one SIMD lane per point, no per-point branches), so
 // a change to the formulas here must be mirrored there. Both kernels are
 // checked against the reference results (tests/ops_dcnv3).
@@ -26,7 +27,10 @@
 
 namespace dcnv3 {
 
-// Problem geometry; every index computed from it is 64-bit.
+// Problem geometry; every index computed from it is 64-bit. The kernel
+// parameters are below 2^31 (checked by the binding), but their sums and
+// products (e.g. pad + dilation * (kernel - 1) / 2) are not: compute those in
+// 64 bits (half_extent, tap).
 struct Geometry {
   int64_t N, H, W, Ho, Wo;
   int64_t G, D;  // groups, channels per group
@@ -45,14 +49,31 @@ struct Geometry {
 //   d value/dx = sum_c wx[c] * x[idx[c] + d]
 // idx[c] is the element offset of the corner pixel's channel 0 within one
 // image, i.e. (y * W + x) * C.
+//
+// A corner outside the image touches no pixel (valid[c] false): kernels skip
+// it rather than multiply its zero weight, so that it adds exactly 0 even
+// when the mask is infinite. Corners inside with weight 0 (a point on an
+// integer coordinate) are read, as grid_sample reads them.
 template <typename acc_t>
 struct Corners {
   int64_t idx[4];
   acc_t w[4];
   acc_t wy[4];
   acc_t wx[4];
-  bool any;  // false when the point lies entirely outside the image
+  bool valid[4];  // corner inside the image
+  bool any;       // false when the point lies entirely outside the image
 };
+
+// (dilation * (kernel - 1)) / 2, the distance of the kernel's first tap
+// from its centre, in 64 bits.
+DCNV3_HD int64_t half_extent(int dilation, int kernel) {
+  return (static_cast<int64_t>(dilation) * (kernel - 1)) / 2;
+}
+
+// Offset -half + i * dilation of tap i from the kernel's centre, in 64 bits.
+DCNV3_HD int64_t tap(int i, int dilation, int kernel) {
+  return static_cast<int64_t>(i) * dilation - half_extent(dilation, kernel);
+}
 
 // Sampling location (y, x) in input pixel coordinates of point (i, j) for
 // output pixel (ho, wo), given the learned offsets (off_x, off_y).
@@ -60,13 +81,11 @@ template <typename acc_t>
 DCNV3_HD void sample_location(const Geometry& g, int64_t ho, int64_t wo,
                               int i, int j, acc_t off_x, acc_t off_y,
                               acc_t* y, acc_t* x) {
-  const int half_w = (g.dw * (g.kw - 1)) / 2;
-  const int half_h = (g.dh * (g.kh - 1)) / 2;
   const acc_t scale = static_cast<acc_t>(g.offset_scale);
-  const acc_t cx = static_cast<acc_t>(wo * g.sw - g.pw + half_w);
-  const acc_t cy = static_cast<acc_t>(ho * g.sh - g.ph + half_h);
-  const acc_t gx = static_cast<acc_t>(-half_w + i * g.dw);
-  const acc_t gy = static_cast<acc_t>(-half_h + j * g.dh);
+  const acc_t cx = static_cast<acc_t>(wo * g.sw - g.pw + half_extent(g.dw, g.kw));
+  const acc_t cy = static_cast<acc_t>(ho * g.sh - g.ph + half_extent(g.dh, g.kh));
+  const acc_t gx = static_cast<acc_t>(tap(i, g.dw, g.kw));
+  const acc_t gy = static_cast<acc_t>(tap(j, g.dh, g.kh));
   *x = cx + (gx + off_x) * scale;
   *y = cy + (gy + off_y) * scale;
 }
@@ -86,6 +105,7 @@ DCNV3_HD Corners<acc_t> bilinear_corners(acc_t y, acc_t x, int64_t H,
     for (int k = 0; k < 4; ++k) {
       c.idx[k] = 0;
       c.w[k] = c.wy[k] = c.wx[k] = acc_t(0);
+      c.valid[k] = false;
     }
     return c;
   }
@@ -108,6 +128,7 @@ DCNV3_HD Corners<acc_t> bilinear_corners(acc_t y, acc_t x, int64_t H,
   const acc_t wx[4] = {-hy, hy, -ly, ly};
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
+    c.valid[k] = valid[k];
     c.idx[k] = valid[k] ? (yy[k] * W + xx[k]) * C : 0;
     c.w[k] = valid[k] ? w[k] : acc_t(0);
     c.wy[k] = valid[k] ? wy[k] : acc_t(0);

@@ -42,13 +42,11 @@ template <typename T>
 struct Taps {
   std::vector<T> x, y;
   Taps(const Geometry& g, int64_t groups) {
-    const int half_w = (g.dw * (g.kw - 1)) / 2;
-    const int half_h = (g.dh * (g.kh - 1)) / 2;
     for (int64_t grp = 0; grp < groups; ++grp) {
       for (int i = 0; i < g.kw; ++i) {
         for (int j = 0; j < g.kh; ++j) {
-          x.push_back(static_cast<T>(-half_w + i * g.dw));
-          y.push_back(static_cast<T>(-half_h + j * g.dh));
+          x.push_back(static_cast<T>(tap(i, g.dw, g.kw)));
+          y.push_back(static_cast<T>(tap(j, g.dh, g.kh)));
         }
       }
     }
@@ -59,14 +57,21 @@ struct Taps {
 constexpr int kChunk = 64;
 
 // Sampling data of up to kChunk points: the fractional position (lx, ly) in
-// the square of the four corners (y0x0, y0x1, y1x0, y1x1), their
-// mask-weighted bilinear weights, their element offsets (y * W + x) * C in
-// the image (-1 outside it) and whether all four are inside (-1) or not (0).
+// the square of the four corners (y0x0, y0x1, y1x0, y1x1), their bilinear
+// weights, the point's mask (0 for a point outside the image), the corners'
+// element offsets (y * W + x) * C in the image (-1 outside it) and whether
+// all four are inside (-1) or not (0).
+//
+// The mask multiplies the bilinear sum (m * sum_q w_q x_q), as in the
+// definition: corners outside the image read a row of zeros, so they add
+// exactly 0 even when m is infinite, and a point outside the image adds
+// exactly 0 whatever its mask.
 // Structure of arrays, so that `locate` vectorises across points; fixed
 // capacity, so that every array sits at a constant offset from one base.
 template <typename T>
 struct alignas(64) Points {
   T lx[kChunk], ly[kChunk];
+  T m[kChunk];
   T w[4][kChunk];
   int32_t at[4][kChunk];
   int32_t inside[kChunk];
@@ -87,8 +92,8 @@ struct Frame {
         last_y(static_cast<int32_t>(g.H - 1)),
         last_x(static_cast<int32_t>(g.W - 1)),
         channels(static_cast<int32_t>(g.C())),
-        x_origin((g.dw * (g.kw - 1)) / 2 - g.pw),
-        y_origin((g.dh * (g.kh - 1)) / 2 - g.ph),
+        x_origin(half_extent(g.dw, g.kw) - g.pw),
+        y_origin(half_extent(g.dh, g.kh) - g.ph),
         sw(g.sw),
         sh(g.sh) {}
 
@@ -120,13 +125,13 @@ DCNV3_INLINE void locate_lanes(const Frame<T>& f, const T* tap_x, const T* tap_y
   const I x0 = S::to_int(xf), y0 = S::to_int(yf);
   const V lx = x - xf, ly = y - yf;
   const V hx = T(1) - lx, hy = T(1) - ly;
-  const V mp = S::load(m + p);
+  S::store(pts.m + p, S::select(in, S::load(m + p), S::zero()));
   S::store(pts.lx + p, lx);
   S::store(pts.ly + p, ly);
-  S::store(pts.w[0] + p, hy * hx * mp);
-  S::store(pts.w[1] + p, hy * lx * mp);
-  S::store(pts.w[2] + p, ly * hx * mp);
-  S::store(pts.w[3] + p, ly * lx * mp);
+  S::store(pts.w[0] + p, hy * hx);
+  S::store(pts.w[1] + p, hy * lx);
+  S::store(pts.w[2] + p, ly * hx);
+  S::store(pts.w[3] + p, ly * lx);
   const auto top = y0 >= 0, bottom = (y0 >= -1) & (y0 < f.last_y);
   const auto left = x0 >= 0, right = x0 < f.last_x;
   const I base = (y0 * f.width + x0) * f.channels;
@@ -194,8 +199,8 @@ DCNV3_INLINE void for_each_block(int64_t D, Fn&& fn) {
 }
 
 // Forward of one block of channels of one group at one output pixel: adds
-// (or writes, when `first`) the sum over points [k, k + n) and their corners
-// of w * x[corner] to out.
+// (or writes, when `first`) the sum over points [k, k + n) of
+// m * (sum over corners of w * x[corner]) to out.
 template <typename T, int VB, int NCH>
 DCNV3_INLINE void forward_block(const T* __restrict__ xg, const T* zeros,
                                 const Points<T>& pts, int k, int n, bool first,
@@ -212,16 +217,18 @@ DCNV3_INLINE void forward_block(const T* __restrict__ xg, const T* zeros,
       const int32_t at = pts.at[q][p];
       a[q] = __builtin_expect(inside, 1) ? xg + at : (at >= 0 ? xg + at : zeros);
     }
+    const T m = pts.m[p];
     for (int c = 0; c < NCH; ++c) {
-      acc[c] += S::load(a[0] + c * L) * pts.w[0][p] + S::load(a[1] + c * L) * pts.w[1][p] +
-                S::load(a[2] + c * L) * pts.w[2][p] + S::load(a[3] + c * L) * pts.w[3][p];
+      acc[c] += (S::load(a[0] + c * L) * pts.w[0][p] + S::load(a[1] + c * L) * pts.w[1][p] +
+                 S::load(a[2] + c * L) * pts.w[2][p] + S::load(a[3] + c * L) * pts.w[3][p]) *
+                m;
     }
   }
   for (int c = 0; c < NCH; ++c) S::store(out + c * L, acc[c]);
 }
 
 // Backward of one block of channels of one group at one output pixel, for
-// points [0, n): adds w * grad_out into the input gradient at every corner,
+// points [0, n): adds m * w * grad_out into the input gradient at every corner,
 // and the corner dot products <grad_out, x[corner]> of point p to
 // dots[4 p + q].
 template <typename T, int VB, int NCH>
@@ -247,7 +254,7 @@ DCNV3_INLINE void backward_block(const T* __restrict__ xg, T* gxg,
         a[q] = at >= 0 ? xg + at : zeros;
         b[q] = at >= 0 ? gxg + at : scratch[q];
       }
-      w[q] = pts.w[q][p];
+      w[q] = pts.w[q][p] * pts.m[p];
     }
     V s[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
     for (int c = 0; c < NCH; ++c) {
@@ -261,11 +268,13 @@ DCNV3_INLINE void backward_block(const T* __restrict__ xg, T* gxg,
 }
 
 // Offset and mask gradients of points [0, n) from their corner dot products
-// s_q: d/dm = sum_q w_q s_q, d/dy and d/dx by the derivatives of the weights.
+// s_q: d/dm = sum_q w_q s_q, d/dy and d/dx by the derivatives of the weights
+// (times the mask, 0 for points outside the image: they have no gradient).
 template <typename T>
-DCNV3_INLINE void offset_mask_grads(const Points<T>& pts, const T* dots,
-                                    const T* __restrict__ m, T scale, int n,
-                                    T* __restrict__ goff, T* __restrict__ gm) {
+DCNV3_INLINE void offset_mask_grads(const Points<T>& pts, const T* dots, T scale,
+                                    int n, T* __restrict__ goff,
+                                    T* __restrict__ gm) {
+  const T* m = pts.m;
   for (int p = 0; p < n; ++p) {
     const T lx = pts.lx[p], ly = pts.ly[p];
     const T hx = T(1) - lx, hy = T(1) - ly;
@@ -358,7 +367,7 @@ DCNV3_INLINE void backward_range(const Geometry& g, const T* x, const T* off,
                                              zeros.data() + d, scratch, pts, count,
                                              dots);
         });
-        offset_mask_grads<T>(pts, dots, m, scale, count, goff + (tg * P + k0) * 2,
+        offset_mask_grads<T>(pts, dots, scale, count, goff + (tg * P + k0) * 2,
                              gm + tg * P + k0);
       }
     }

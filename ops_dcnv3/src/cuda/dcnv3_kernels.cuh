@@ -270,16 +270,22 @@ DCNV3_GLOBAL void dcnv3_forward_kernel(const scalar_t* __restrict__ input,
             ++i;
           }
           const Corners<acc_t> c = bilinear_corners<acc_t>(ys, xs, g.H, g.W, C);
-          if (!c.any) continue;
+          if (!c.any) continue;  // outside: adds exactly 0, whatever m is
+          // m * (bilinear sum), as in the definition (and the CPU kernel):
+          // corners outside are skipped, so an infinite m meets no 0 weight.
+          acc_t sample[V];
+#pragma unroll
+          for (int e = 0; e < V; ++e) sample[e] = acc_t(0);
 #pragma unroll
           for (int q = 0; q < 4; ++q) {
-            if (c.w[q] == acc_t(0)) continue;  // outside (or exactly on an edge)
+            if (!c.valid[q]) continue;
             acc_t val[V];
             load_vec<V>(x_g + c.idx[q] + v * V, val);
-            const acc_t wq = m * c.w[q];
 #pragma unroll
-            for (int e = 0; e < V; ++e) acc[e] += wq * val[e];
+            for (int e = 0; e < V; ++e) sample[e] += c.w[q] * val[e];
           }
+#pragma unroll
+          for (int e = 0; e < V; ++e) acc[e] += m * sample[e];
         }
       }
       if (vec_active) store_vec<V>(output + pair * D + v * V, acc);
@@ -354,14 +360,12 @@ DCNV3_GLOBAL void dcnv3_backward_kernel(
             sample_location<acc_t>(g, pos.ho, pos.wo, i, j, ox, oy, &ys, &xs);
             const Corners<acc_t> c =
                 bilinear_corners<acc_t>(ys, xs, g.H, g.W, C);
+            // A point outside has no gradients, whatever its mask.
+            if (!c.any) m = acc_t(0);
             if (c.any) {
 #pragma unroll
               for (int q = 0; q < 4; ++q) {
-                // Corners outside the image have all-zero coefficients.
-                if (c.w[q] == acc_t(0) && c.wy[q] == acc_t(0) &&
-                    c.wx[q] == acc_t(0)) {
-                  continue;
-                }
+                if (!c.valid[q]) continue;  // touches no pixel
                 acc_t val[V];
                 load_vec<V>(x_g + c.idx[q] + v * V, val);
                 acc_t s = acc_t(0);
