@@ -90,15 +90,64 @@ def test_detections(family, core_op):
     assert score <= TOL[family]['score'], f'max |score difference| {score:.2e}'
 
 
+#: The RPN's NMS IoU threshold in every two-stage config (mmdet's default).
+RPN_NMS_IOU = 0.7
+#: An NMS decision this close to the threshold is float32 noise: which of two
+#: overlapping proposals survives may flip (measured: IoU 0.7000039 with the
+#: compiled op, 0.6999996 with the pure-PyTorch path, for one pair of the
+#: Cascade golden).
+NMS_TIE_MARGIN = 1e-5
+#: At most this many proposals may be swapped by such near-ties.
+MAX_NMS_TIE_SWAPS = 2
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    """IoU of two (x1, y1, x2, y2) boxes, in float64."""
+    a, b = a.double(), b.double()
+    w = (torch.min(a[2], b[2]) - torch.max(a[0], b[0])).clamp_min(0)
+    h = (torch.min(a[3], b[3]) - torch.max(a[1], b[1])).clamp_min(0)
+    inter = w * h
+    area = lambda t: (t[2] - t[0]) * (t[3] - t[1])  # noqa: E731
+    return float(inter / (area(a) + area(b) - inter))
+
+
+def nms_tie_explains(g: torch.Tensor, p: torch.Tensor, kept: torch.Tensor) -> bool:
+    """Whether golden-only proposal ``g`` and port-only proposal ``p`` (rows
+    of x1, y1, x2, y2, score) are one NMS near-tie apart: a proposal ``k``
+    that both kept scores above ``p``, its IoU with ``p`` is within
+    :data:`NMS_TIE_MARGIN` of the threshold (so ``p`` was suppressed on one
+    side and kept on the other), and ``p`` overlaps ``g`` beyond the
+    threshold with a higher score (so keeping ``p`` suppresses ``g``)."""
+    if not (p[4] > g[4] and box_iou(p[:4], g[:4]) > RPN_NMS_IOU):
+        return False
+    return any(k[4] > p[4] and abs(box_iou(k[:4], p[:4]) - RPN_NMS_IOU) <= NMS_TIE_MARGIN
+               for k in kept)
+
+
 @pytest.mark.parametrize('family', TWO_STAGE)
 def test_proposals(family, core_op):
+    """Every golden proposal has a port proposal within the tolerance, except
+    pairs that an NMS decision within float32 noise of the threshold swapped
+    (at most :data:`MAX_NMS_TIE_SWAPS`, each proven by :func:`nms_tie_explains`)."""
     ref, out = run(family, core_op)
     ref_p, out_p = ref['proposals'], out['proposals']
     assert out_p.shape == ref_p.shape, f'{tuple(out_p.shape)} vs golden {tuple(ref_p.shape)}'
+    tol = TOL[family]['proposals']
     zeros = torch.zeros(len(ref_p), dtype=torch.long)
-    rows = match_rows(ref_p[:, :4], zeros, out_p[:, :4], zeros)
-    err = (out_p[torch.tensor(rows)] - ref_p).abs().max().item()
-    assert err <= TOL[family]['proposals'], f'max |proposal difference| {err:.2e}'
+    rows = torch.tensor(match_rows(ref_p[:, :4], zeros, out_p[:, :4], zeros))
+    err = (out_p[rows] - ref_p).abs().amax(1)
+    golden_only = (err > tol).nonzero().flatten().tolist()
+    matched = set(rows[err <= tol].tolist())
+    port_only = [i for i in range(len(out_p)) if i not in matched]
+    assert len(golden_only) <= MAX_NMS_TIE_SWAPS, (
+        f'{len(golden_only)} golden proposals unmatched; max |proposal difference| '
+        f'{err.max():.2e}')
+    kept = out_p[sorted(matched)]
+    for g in golden_only:
+        assert any(nms_tie_explains(ref_p[g], out_p[p], kept) for p in port_only), (
+            f'golden proposal {g} {ref_p[g].tolist()} has no port proposal within {tol} '
+            f'(nearest: {err[g]:.2e}) and no NMS near-tie explains it')
+    assert err[err <= tol].max() <= tol
 
 
 @pytest.mark.parametrize('family', TWO_STAGE)
