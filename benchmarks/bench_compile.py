@@ -13,6 +13,7 @@ Prints images/s of each side, the ratio compiled / eager, the compile time
 
     python benchmarks/bench_compile.py                  # both models
     python benchmarks/bench_compile.py --models backbone --iters 3
+    python benchmarks/bench_compile.py --freezing     # Inductor's CPU inference mode
 
 On two CPU cores Inductor needs minutes per model to compile; keep
 ``--iters`` small.
@@ -45,6 +46,9 @@ def parse_args(argv: List[str] = None) -> argparse.Namespace:
     parser.add_argument('--iters', type=int, default=3, help='timed iterations')
     parser.add_argument('--threads', type=int, default=None, help='torch threads')
     parser.add_argument('--backend', default='inductor', help='torch.compile backend')
+    parser.add_argument('--freezing', action='store_true',
+                        help="Inductor's inference freezing (constant weights: prepacked "
+                             'linear/conv weights, folded constants)')
     return parser.parse_args(argv)
 
 
@@ -123,7 +127,11 @@ def main(argv: List[str] = None) -> Dict[str, Dict[str, float]]:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f'eager vs torch.compile(backend={args.backend!r}, fullgraph=True), CPU, '
+    if args.freezing:
+        import torch._inductor.config as inductor_config
+        inductor_config.freezing = True
+    print(f'eager vs torch.compile(backend={args.backend!r}, fullgraph=True'
+          f'{", freezing" if args.freezing else ""}), CPU, '
           f'{torch.get_num_threads()} threads, torch {torch.__version__}, forward '
           f'(no_grad), {args.warmup} warm-up + {args.iters} timed iterations', flush=True)
     header = (f'{"model":<45} {"eager img/s":>12} {"compiled img/s":>15} {"ratio":>7} '
