@@ -60,16 +60,17 @@ def check_offset_scale(offset_scale: Any) -> float:
     return value
 
 
-def check_tensor(name: str, t: Any) -> torch.Tensor:
+def check_tensor(name: str, t: Any, allow_meta: bool = False) -> torch.Tensor:
     """``t`` if it is a dense tensor with data; a TypeError naming ``name``
     for anything else (None, numpy arrays, sparse tensors), a ValueError for
-    a tensor on the meta device."""
+    a tensor on the meta device unless ``allow_meta`` (shape-only tracing:
+    the operator's fake implementation)."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f'DCNv3: {name} must be a torch.Tensor, got {type(t).__name__}')
     if t.layout != torch.strided:
         raise TypeError(f'DCNv3: {name} must be a dense (strided) tensor, got layout '
                         f'{t.layout}')
-    if t.device.type == 'meta':
+    if t.device.type == 'meta' and not allow_meta:
         raise ValueError(f'DCNv3: {name} is on the meta device (no data); the op needs '
                          'tensors on the CPU or a GPU')
     return t
@@ -79,7 +80,7 @@ def check_args(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
                kernel_h: int, kernel_w: int, stride_h: int, stride_w: int,
                pad_h: int, pad_w: int, dilation_h: int, dilation_w: int,
                group: int, group_channels: int, offset_scale: float,
-               same_dtype: bool = True) -> Geometry:
+               same_dtype: bool = True, allow_meta: bool = False) -> Geometry:
     """Validates a DCNv3 call and returns its geometry.
 
     Args:
@@ -90,6 +91,7 @@ def check_args(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
         pad_h, pad_w: ints in ``[0, 2**31)``.
         offset_scale: a finite float.
         same_dtype: also require one dtype for the three tensors.
+        allow_meta: accept meta tensors (shape inference only).
 
     Returns:
         The call's :class:`Geometry`.
@@ -103,7 +105,7 @@ def check_args(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
             argument.
     """
     for name, t in zip(TENSOR_NAMES, (input, offset, mask)):
-        check_tensor(name, t)
+        check_tensor(name, t, allow_meta)
         if t.dim() != 4:
             raise ValueError(f'DCNv3: {name} must be 4-D channels-last (N, H, W, C), '
                              f'got shape {tuple(t.shape)}')

@@ -35,7 +35,7 @@ def dcnv3_op(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
                dilation_h, dilation_w, group, group_channels)
     # Under autocast the operator's Autocast kernel makes the dtypes agree.
     device_type = input.device.type if isinstance(input, torch.Tensor) else ''
-    autocast = (torch._C._is_autocast_available(device_type)
+    autocast = (bool(device_type) and torch._C._is_autocast_available(device_type)
                 and torch.is_autocast_enabled(device_type))
     check_args(input, offset, mask, *scalars, offset_scale, same_dtype=not autocast)
     _positive_int('im2col_step', im2col_step)

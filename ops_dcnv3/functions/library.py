@@ -63,9 +63,10 @@ AUTOCAST_DEVICE_TYPES = ('cpu', 'cuda')
 
 
 def _check(input: Tensor, offset: Tensor, mask: Tensor, args: Tuple[Any, ...],
-           im2col_step: int):
-    """check_args on the op's arguments, plus im2col_step; returns the geometry."""
-    geometry = check_args(input, offset, mask, *args)
+           im2col_step: int, allow_meta: bool = False):
+    """check_args on the op's arguments, plus im2col_step; returns the geometry.
+    The fake implementations pass ``allow_meta`` (shape inference only)."""
+    geometry = check_args(input, offset, mask, *args, allow_meta=allow_meta)
     _positive_int('im2col_step', im2col_step)
     return geometry
 
@@ -109,7 +110,7 @@ def _dcnv3_fake(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w,
     g = _check(input, offset, mask,
                (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                 dilation_h, dilation_w, group, group_channels, offset_scale),
-               im2col_step)
+               im2col_step, allow_meta=True)
     return input.new_empty((g.N, g.Ho, g.Wo, g.G * g.D))
 
 
@@ -149,7 +150,7 @@ def _dcnv3_backward_fake(grad_output, input, offset, mask, kernel_h, kernel_w,
     g = _check(input, offset, mask,
                (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                 dilation_h, dilation_w, group, group_channels, offset_scale),
-               im2col_step)
+               im2col_step, allow_meta=True)
     expected = (g.N, g.Ho, g.Wo, g.G * g.D)
     if tuple(grad_output.shape) != expected:
         raise ValueError(f'DCNv3: grad_output must have shape {expected}, got '
