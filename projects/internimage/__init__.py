@@ -7,6 +7,8 @@ from . import compat  # noqa: F401  (must come first)
 from .arch_settings import ARCH_SETTINGS, get_arch
 from .backbone import InternImage
 from .checkpoint import load_pretrained
+from .cpu_amp import CPUAmpOptimWrapper
+from .cpu_ddp import CPUDistributedDataParallel
 from .layer_decay import InternImageLayerDecayOptimizerConstructor
 from .registry import register_backbone
 
@@ -14,5 +16,6 @@ register_backbone()
 
 __all__ = [
     'InternImage', 'InternImageLayerDecayOptimizerConstructor', 'ARCH_SETTINGS',
-    'get_arch', 'load_pretrained', 'register_backbone'
+    'get_arch', 'load_pretrained', 'register_backbone', 'CPUAmpOptimWrapper',
+    'CPUDistributedDataParallel'
 ]

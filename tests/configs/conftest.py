@@ -8,7 +8,7 @@ import pytest
 def load_cfg():
     """``load_cfg(path)``: a fresh copy of the config at ``path`` (each file
     is parsed once per session: parsing mmdet/mmseg bases is slow)."""
-    from _common import load_config
+    from config_loader import load_config
     cache = {}
 
     def load(path):
