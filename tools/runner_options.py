@@ -17,7 +17,7 @@ import torch
 from config_loader import scope_of
 
 __all__ = [
-    'enable_amp', 'enable_test_amp', 'enable_auto_scale_lr', 'set_resume',
+    'CPU_AUTOCAST_MODULES', 'enable_amp', 'enable_test_amp', 'enable_auto_scale_lr', 'set_resume',
     'enable_visualization', 'set_output', 'enable_tta',
     'check_tta_supported', 'is_instance_segmentation', 'TTA_INSTANCE_SEG_MSG'
 ]
@@ -25,6 +25,11 @@ __all__ = [
 #: mmdet's own message (``DetTTAModel.merge_preds``), raised here before
 #: anything is built instead of after a whole model has been loaded
 TTA_INSTANCE_SEG_MSG = 'TTA of instance segmentation does not support now.'
+
+#: what runs under bfloat16 autocast for ``--amp`` on the CPU: mmcv's CPU
+#: kernels used by detectors (nms, RoIAlign) take float32 only, so detectors
+#: autocast their backbone and neck (outputs cast back to float32)
+CPU_AUTOCAST_MODULES = {'mmdet': ['backbone', 'neck'], 'mmseg': None}
 
 #: mmdet detectors that predict instance masks without a ``mask_head`` key
 _MASK_DETECTORS = ('SOLO', 'SOLOv2', 'CondInst', 'BoxInst', 'MaskFormer',
@@ -37,7 +42,8 @@ def enable_amp(cfg) -> None:
     With CUDA, the optimizer wrapper becomes mmengine's ``AmpOptimWrapper``
     (float16, dynamic loss scale), as in mmdet and mmseg. Without CUDA it
     becomes ``CPUAmpOptimWrapper`` (``projects.internimage``): the forward
-    pass runs under bfloat16 autocast on the CPU, with no loss scaling.
+    pass runs under bfloat16 autocast on the CPU (for detectors: the backbone
+    and neck, see ``CPU_AUTOCAST_MODULES``), with no loss scaling.
 
     Args:
         cfg (mmengine.Config): The config to change.
@@ -65,28 +71,42 @@ def enable_amp(cfg) -> None:
     cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
     for key in ('loss_scale', 'dtype'):  # float16 settings of AmpOptimWrapper
         cfg.optim_wrapper.pop(key, None)
+    modules = CPU_AUTOCAST_MODULES[scope_of(cfg)]
+    cfg.optim_wrapper.autocast_modules = modules
     print_log('--amp without CUDA: bfloat16 autocast on the CPU '
-              '(CPUAmpOptimWrapper)', logger='current')
+              f'(CPUAmpOptimWrapper, autocast_modules={modules})',
+              logger='current')
 
 
 def enable_test_amp(cfg) -> None:
     """``--amp`` for testing: run the test loop under autocast.
 
-    mmengine's ``TestLoop(fp16=True)`` autocasts to float16 on a GPU and to
-    bfloat16 on the CPU.
+    With CUDA, mmengine's ``TestLoop(fp16=True)`` (float16 autocast). Without
+    CUDA, ``CPUAutocastHook`` (``projects.internimage``): bfloat16 autocast of
+    the model (for detectors: the backbone and neck, see
+    ``CPU_AUTOCAST_MODULES``).
 
     Args:
         cfg (mmengine.Config): The config to change.
 
     Raises:
-        ValueError: If the config's ``test_cfg`` is not mmengine's TestLoop.
+        ValueError: With CUDA, if the config's ``test_cfg`` is not mmengine's
+            TestLoop.
     """
-    test_cfg = cfg.get('test_cfg', None) or dict(type='TestLoop')
-    loop = test_cfg.get('type', 'TestLoop')
-    if loop != 'TestLoop':
-        raise ValueError(f"--amp needs test_cfg.type='TestLoop', got {loop!r}")
-    test_cfg['fp16'] = True
-    cfg.test_cfg = test_cfg
+    if torch.cuda.is_available():
+        test_cfg = cfg.get('test_cfg', None) or dict(type='TestLoop')
+        loop = test_cfg.get('type', 'TestLoop')
+        if loop != 'TestLoop':
+            raise ValueError(
+                f"--amp needs test_cfg.type='TestLoop', got {loop!r}")
+        test_cfg['fp16'] = True
+        cfg.test_cfg = test_cfg
+        return
+    hooks = [h for h in cfg.get('custom_hooks', None) or []
+             if h.get('type') != 'CPUAutocastHook']
+    cfg.custom_hooks = hooks + [
+        dict(type='CPUAutocastHook', modules=CPU_AUTOCAST_MODULES[scope_of(cfg)])
+    ]
 
 
 def enable_auto_scale_lr(cfg) -> None:
