@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from tests.helpers import REPO_ROOT
 
-from conftest import DET_CFG, SEG_CFG
+DET_CFG = REPO_ROOT / 'configs' / 'demo' / 'mask_rcnn_internimage_demo.py'
+SEG_CFG = REPO_ROOT / 'configs' / 'demo' / 'upernet_internimage_demo.py'
 
 pytestmark = pytest.mark.skipif(
     __import__('torch').cuda.is_available(),

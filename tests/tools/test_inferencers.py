@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 from tests.helpers import REPO_ROOT
 
-from conftest import DET_CFG, SEG_CFG
+DET_CFG = REPO_ROOT / 'configs' / 'demo' / 'mask_rcnn_internimage_demo.py'
+SEG_CFG = REPO_ROOT / 'configs' / 'demo' / 'upernet_internimage_demo.py'
 
 NUM_DET_CLASSES, NUM_SEG_CLASSES = 4, 5
 
