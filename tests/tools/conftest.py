@@ -1,5 +1,6 @@
 """Fixtures of the tools tests: tiny configs on the synthetic data and tiny
 checkpoints of the demo models (``synthetic_data`` is in tests/conftest.py)."""
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,16 @@ from tests.helpers import REPO_ROOT
 DEMO = REPO_ROOT / 'configs' / 'demo'
 DET_CFG = DEMO / 'mask_rcnn_internimage_demo.py'
 SEG_CFG = DEMO / 'upernet_internimage_demo.py'
+
+
+@pytest.fixture
+def tools_env(monkeypatch):
+    """The tools export PYTHONPATH and LOCAL_RANK: restore them after."""
+    for key in ('PYTHONPATH', 'LOCAL_RANK'):
+        if key in os.environ:
+            monkeypatch.setenv(key, os.environ[key])
+        else:
+            monkeypatch.delenv(key, raising=False)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ inference_model, and demo/image_demo.py, with tiny checkpoints of the
 (untrained) demo models saved by the fixtures."""
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -92,34 +91,36 @@ def test_mmseg_inferencer_and_inference_model(seg_checkpoint, seg_image,
     np.testing.assert_array_equal(sample.pred_sem_seg.data[0].numpy(), label)
 
 
-def test_image_demo_cli_detection(det_checkpoint, synthetic_data, tmp_path):
-    """demo/image_demo.py on a folder, run from outside the repository:
-    one picture and one prediction file per image."""
-    images = synthetic_data / 'coco' / 'val2017'
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    env.pop('PYTHONPATH', None)
-    proc = subprocess.run([
-        sys.executable,
-        str(REPO_ROOT / 'demo' / 'image_demo.py'),
-        str(images),
-        str(DET_CFG), '--weights',
-        str(det_checkpoint), '--out-dir', 'out'
-    ], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    names = sorted(p.name for p in images.glob('*.jpg'))
-    assert sorted(p.name for p in (tmp_path / 'out' / 'vis').iterdir()) == names
-    assert len(list((tmp_path / 'out' / 'preds').glob('*.json'))) == len(names)
-    assert f'{len(names)} picture(s) of predictions in out/vis' in proc.stdout
-
-
-def test_image_demo_segmentation(seg_checkpoint, seg_image, tmp_path):
+def import_image_demo():
     sys.path.insert(0, str(REPO_ROOT / 'demo'))
     try:
         import image_demo
     finally:
         sys.path.remove(str(REPO_ROOT / 'demo'))
-    written = image_demo.main([
+    return image_demo
+
+
+def test_image_demo_detection_folder(det_checkpoint, synthetic_data, tmp_path,
+                                     monkeypatch, capsys, tools_env):
+    """demo/image_demo.py on a folder: one picture and one prediction file
+    per image, under a relative --out-dir."""
+    images = synthetic_data / 'coco' / 'val2017'
+    monkeypatch.chdir(tmp_path)
+    written = import_image_demo().main([
+        str(images),
+        str(DET_CFG), '--weights',
+        str(det_checkpoint), '--out-dir', 'out'
+    ])
+    names = sorted(p.name for p in images.glob('*.jpg'))
+    assert written == [os.path.join('out', 'vis', n) for n in names]
+    assert sorted(p.name for p in (tmp_path / 'out' / 'vis').iterdir()) == names
+    assert len(list((tmp_path / 'out' / 'preds').glob('*.json'))) == len(names)
+    assert f'{len(names)} picture(s) of predictions in out/vis' in (
+        capsys.readouterr().out)
+
+
+def test_image_demo_segmentation(seg_checkpoint, seg_image, tmp_path):
+    written = import_image_demo().main([
         str(seg_image),
         str(SEG_CFG), '--weights',
         str(seg_checkpoint), '--out-dir',
@@ -139,11 +140,6 @@ def test_image_demo_segmentation(seg_checkpoint, seg_image, tmp_path):
      'opacity'),
 ])
 def test_image_demo_bad_input(argv, error, seg_checkpoint, seg_image):
-    sys.path.insert(0, str(REPO_ROOT / 'demo'))
-    try:
-        import image_demo
-    finally:
-        sys.path.remove(str(REPO_ROOT / 'demo'))
     argv = [a.format(img=seg_image, ckpt=seg_checkpoint) for a in argv]
     with pytest.raises((FileNotFoundError, ValueError), match=error):
-        image_demo.main(argv)
+        import_image_demo().main(argv)
