@@ -28,25 +28,26 @@ def train_losses(work_dir: Path):
 
 
 def test_seg_train_amp_then_test_amp_tta(tiny_seg_cfg, tmp_path, tools_env):
-    """train.py --amp: 2 iterations with CPUAmpOptimWrapper (whole model in
-    bfloat16), finite losses; test.py --amp --tta: the TTA model under
+    """train.py --amp: one iteration with CPUAmpOptimWrapper (whole model in
+    bfloat16), a finite loss; test.py --amp --tta: the TTA model under
     CPUAutocastHook gives the metrics (one image, 12 augmentations)."""
     import test
     import train
     work = tmp_path / 'train'
     train.main([
         str(tiny_seg_cfg), '--work-dir',
-        str(work), '--amp', '--cfg-options', 'train_cfg.max_iters=2'
+        str(work), '--amp', '--cfg-options', 'train_cfg.max_iters=1',
+        'default_hooks.checkpoint.interval=1'
     ])
     dumped = (work / 'tiny_seg.py').read_text()
     assert "type='CPUAmpOptimWrapper'" in dumped
     assert 'autocast_modules=None' in dumped
     losses = train_losses(work)
-    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)
+    assert len(losses) == 1 and math.isfinite(losses[0])
 
     metrics = test.main([
         str(tiny_seg_cfg),
-        str(work / 'iter_2.pth'), '--work-dir',
+        str(work / 'iter_1.pth'), '--work-dir',
         str(tmp_path / 'test'), '--amp', '--tta', '--cfg-options',
         'test_dataloader.dataset.indices=1'
     ])
