@@ -98,7 +98,7 @@ for task, folder in (('det', 'coco/val2017'),
         img.resize((img.width * 3, img.height * 3), Image.BICUBIC).save(
             os.path.join(out, task, name), quality=95)
 EOF
-python demo/image_demo.py "$PICS/inputs/det" "$DET_CFG" \
+python demo/image_demo.py "$PICS/inputs/det" "$DET_CFG" --pred-score-thr 0.5 \
     --weights "$(cat "$WORK_DIR/det/last_checkpoint")" --out-dir "$PICS/det"
 python demo/image_demo.py "$PICS/inputs/seg" "$SEG_CFG" \
     --weights "$(cat "$WORK_DIR/seg/last_checkpoint")" --out-dir "$PICS/seg"
