@@ -69,7 +69,7 @@ class _SegmentorTensorForward(torch.nn.Module):
 
 
 def build_upernet() -> torch.nn.Module:
-    from _common import load_config
+    from config_loader import load_config
     from mmseg.registry import MODELS as SEG_MODELS
     cfg = load_config(str(UPERNET_T))
     cfg.model.backbone.init_cfg = None

@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import REPO_ROOT  # noqa: E402  (the repository root is on sys.path)
 
 # The tools are scripts, not a package: their helpers import as top-level
-# modules (``_common``, ``make_synthetic_data``), as when the tools run.
+# modules (``config_loader``, ``make_synthetic_data``), as when the tools run.
 for path in (REPO_ROOT, REPO_ROOT / 'tools'):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))

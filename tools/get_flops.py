@@ -26,9 +26,9 @@ import sys
 from typing import Dict, Iterator, List, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import _common  # noqa: E402
+import config_loader  # noqa: E402
 
-_common.add_repo_root_to_path()
+config_loader.add_repo_root_to_path()
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -195,7 +195,7 @@ def complexity(cfg, shape: Sequence[int]) -> Dict[str, float]:
     h, w = (shape[0], shape[0]) if len(shape) == 1 else shape[:2]
     model = MODELS.build(cfg.model)
     model.eval()
-    traced = _tensor_forward(model, _common.scope_of(cfg), h, w)
+    traced = _tensor_forward(model, config_loader.scope_of(cfg), h, w)
     inputs = torch.randn(1, 3, h, w)
     with count_dcnv3_sampling(model) as dcn, torch.no_grad():
         analyzer = FlopAnalyzer(traced, inputs)
@@ -214,9 +214,9 @@ def complexity(cfg, shape: Sequence[int]) -> Dict[str, float]:
 
 def main(argv=None) -> Dict[str, float]:
     args = parse_args(argv)
-    cfg = _common.load_config(args.config, args.cfg_options)
+    cfg = config_loader.load_config(args.config, args.cfg_options)
     shape: Tuple[int, ...] = tuple(
-        args.shape or DEFAULT_SHAPES[_common.scope_of(cfg)])
+        args.shape or DEFAULT_SHAPES[config_loader.scope_of(cfg)])
     if len(shape) not in (1, 2):
         raise ValueError('--shape takes H W or a single size')
     # no pretrained weights are needed for counting

@@ -12,9 +12,10 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import _common  # noqa: E402
+import config_loader  # noqa: E402
+import runner_options  # noqa: E402
 
-_common.add_repo_root_to_path()
+config_loader.add_repo_root_to_path()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,28 +46,36 @@ def parse_args(argv=None) -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument(
-        '--tta', action='store_true', help='test-time augmentation')
+        '--tta',
+        action='store_true',
+        help='test-time augmentation (tta_model and tta_pipeline of the '
+        'config; not for instance segmentation, which mmdet cannot merge)')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='test under autocast: float16 on a GPU, bfloat16 on the CPU')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    _common.set_local_rank(args.local_rank)
-    from _launch import setup_distributed, teardown_distributed
+    config_loader.set_local_rank(args.local_rank)
+    from runner_builder import build_runner, close_runner
 
-    cfg = _common.load_config(args.config, args.cfg_options, args.work_dir,
-                              args.launcher)
+    cfg = config_loader.load_config(args.config, args.cfg_options,
+                                    args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
-    _common.enable_visualization(cfg, args.show, args.show_dir,
-                                 args.wait_time)
+    runner_options.enable_visualization(cfg, args.show, args.show_dir,
+                                        args.wait_time)
     if args.tta:
-        _common.enable_tta(cfg)
-    _common.set_output(cfg, args.out)
-    setup_distributed(cfg)
-    runner = _common.build_runner(cfg)
+        runner_options.enable_tta(cfg)
+    if args.amp:
+        runner_options.enable_test_amp(cfg)
+    runner_options.set_output(cfg, args.out)
+    runner = build_runner(cfg)
     metrics = runner.test()
-    teardown_distributed()
+    close_runner()
     return metrics
 
 

@@ -10,9 +10,10 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import _common  # noqa: E402
+import config_loader  # noqa: E402
+import runner_options  # noqa: E402
 
-_common.add_repo_root_to_path()
+config_loader.add_repo_root_to_path()
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -21,7 +22,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
-        '--amp', action='store_true', help='enable automatic mixed precision')
+        '--amp',
+        action='store_true',
+        help='automatic mixed precision: float16 with a dynamic loss scale '
+        'on a GPU, bfloat16 autocast on the CPU')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -50,20 +54,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    _common.set_local_rank(args.local_rank)
-    from _launch import setup_distributed, teardown_distributed
+    config_loader.set_local_rank(args.local_rank)
+    from runner_builder import build_runner, close_runner
 
-    cfg = _common.load_config(args.config, args.cfg_options, args.work_dir,
-                              args.launcher)
+    cfg = config_loader.load_config(args.config, args.cfg_options,
+                                    args.work_dir, args.launcher)
     if args.amp:
-        _common.enable_amp(cfg)
+        runner_options.enable_amp(cfg)
     if args.auto_scale_lr:
-        _common.enable_auto_scale_lr(cfg)
-    _common.set_resume(cfg, args.resume)
-    setup_distributed(cfg)
-    runner = _common.build_runner(cfg)
+        runner_options.enable_auto_scale_lr(cfg)
+    runner_options.set_resume(cfg, args.resume)
+    runner = build_runner(cfg)
     runner.train()
-    teardown_distributed()
+    close_runner()
 
 
 if __name__ == '__main__':

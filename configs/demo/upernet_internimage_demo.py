@@ -49,6 +49,29 @@ test_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),
 ]
+# `tools/test.py --tta`: the recipe's scales (0.5..1.75) and flips, relative
+# to this config's test scale, not the 512 px of the T recipe (which made TTA
+# take minutes per 128-px image).
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [
+                dict(
+                    type='Resize',
+                    scale=(int(256 * r), int(64 * r)),
+                    keep_ratio=True) for r in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+            ],
+            [dict(type='ResizeToMultiple', size_divisor=32)],
+            [
+                dict(type='RandomFlip', prob=0., direction='horizontal'),
+                dict(type='RandomFlip', prob=1., direction='horizontal')
+            ],
+            [dict(type='LoadAnnotations')],
+            [dict(type='PackSegInputs')],
+        ])
+]
 # ADE20KDataset fixes the 150 ADE classes: the generic dataset class takes
 # the demo's own, with the same file layout and label convention.
 train_dataloader = dict(

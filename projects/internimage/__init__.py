@@ -17,6 +17,8 @@ from . import engine  # noqa: F401  (registers RNGStateHook and the local_atomic
 from .arch_settings import ARCH_SETTINGS, get_arch
 from .backbone import InternImage
 from .checkpoint import load_pretrained
+from .cpu_amp import CPUAmpOptimWrapper
+from .cpu_ddp import CPUDistributedDataParallel
 from .flops import register_dcnv3_flop_handle
 from .layer_decay import InternImageLayerDecayOptimizerConstructor
 from .model_checks import check_neck_in_channels
@@ -36,5 +38,6 @@ except ModuleNotFoundError as exc:
 __all__ = [
     'InternImage', 'InternImageLayerDecayOptimizerConstructor', 'ARCH_SETTINGS',
     'get_arch', 'load_pretrained', 'register_backbone', 'check_neck_in_channels',
-    'StrictLoadRunner'
+    'StrictLoadRunner', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel',
+    'register_dcnv3_flop_handle'
 ]

@@ -40,7 +40,7 @@ def _tiny_backbone():
 
 
 def _tiny_upernet():
-    from _common import load_config
+    from config_loader import load_config
     from mmseg.registry import MODELS
     from tests.helpers import REPO_ROOT
     cfg = load_config(str(REPO_ROOT / 'configs' / 'demo' / 'upernet_internimage_demo.py'))

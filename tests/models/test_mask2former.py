@@ -29,7 +29,7 @@ PUBLISHED_PARAMS = 1.31e9
 def load():
     """``load(path)``: the config, parsed once per module, without the
     backbone's pretrained init_cfg (no downloads)."""
-    from _common import load_config
+    from config_loader import load_config
     cache = {}
 
     def _load(path: Path, keep_init: bool = False):

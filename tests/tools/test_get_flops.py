@@ -25,7 +25,7 @@ def dcnv3_sampling_flops(channels, depths, h, w) -> int:
 
 @pytest.fixture
 def load():
-    from _common import load_config
+    from config_loader import load_config
 
     def _load(name: str):
         cfg = load_config(str(DEMO / name))
@@ -105,7 +105,7 @@ def test_cli(tmp_path):
 def test_published_flops(name, shape, published):
     """The published FLOPs column, within 5% (10 s to a minute each on
     CPU: ``RUN_SLOW=1 pytest tests/tools/test_get_flops.py``)."""
-    from _common import load_config
+    from config_loader import load_config
     from get_flops import complexity
     cfg = load_config(str(REPO_ROOT / 'configs' / name))
     cfg.model.backbone.init_cfg = None

@@ -46,45 +46,6 @@ def test_metrics(work_dir: Path) -> dict:
 test_metrics.__test__ = False  # a helper, not a test
 
 
-@pytest.fixture
-def tiny_seg_cfg(tmp_path, synthetic_data) -> Path:
-    """The segmentation demo made deterministic (no random augmentation,
-    no dropout / drop path) on 64x64 inputs: 4 iterations, checkpoints
-    every 2."""
-    data_root = synthetic_data / 'ade' / 'ADEChallengeData2016'
-    cfg = tmp_path / 'tiny_seg.py'
-    cfg.write_text(f'''
-_base_ = [{str(DEMO / 'upernet_internimage_demo.py')!r}]
-data_root = {str(data_root)!r}
-crop_size = (64, 64)
-model = dict(
-    data_preprocessor=dict(size=crop_size),
-    backbone=dict(drop_path_rate=0.0),
-    decode_head=dict(dropout_ratio=0.0),
-    auxiliary_head=dict(dropout_ratio=0.0))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='Resize', scale=crop_size, keep_ratio=False),
-    dict(type='PackSegInputs'),
-]
-train_dataloader = dict(
-    batch_size=2, dataset=dict(data_root=data_root, pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-train_cfg = dict(max_iters=4, val_interval=100)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
-    dict(type='PolyLR', eta_min=0.0, by_epoch=False, begin=0, end=4),
-]
-default_hooks = dict(
-    logger=dict(interval=1),
-    checkpoint=dict(interval=2, max_keep_ckpts=3, save_best=None))
-randomness = dict(seed=0)
-''')
-    return cfg
-
-
 def test_train_resume_test(tiny_seg_cfg, tmp_path):
     """Train 4 iterations (checkpoints at 2 and 4); resume a second run from
     iteration 2: it restarts at iteration 2 and reaches the same iteration-4

@@ -39,7 +39,7 @@ import sys
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from _common import load_config  # noqa: E402
+from config_loader import load_config  # noqa: E402
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402

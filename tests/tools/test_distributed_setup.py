@@ -1,4 +1,5 @@
-"""The CPU (gloo) distributed set-up of tools/_launch.py, in one process."""
+"""The CPU (gloo) distributed set-up of tools/distributed_setup.py, in one
+process, and the CPU DDP wrapper of projects.internimage."""
 import socket
 
 import pytest
@@ -25,7 +26,7 @@ def test_setup_distributed_cpu(single_rank_env):
     import torch.distributed as dist
     from mmengine.config import Config
     from mmengine.registry import MODEL_WRAPPERS
-    from _launch import setup_distributed, teardown_distributed
+    from distributed_setup import setup_distributed, teardown_distributed
 
     cfg = Config(dict(launcher='pytorch', env_cfg=dict(
         dist_cfg=dict(backend='nccl'))))
@@ -50,9 +51,25 @@ def test_setup_distributed_cpu(single_rank_env):
     assert not dist.is_initialized()
 
 
+def test_cpu_ddp_wrapper_registered_by_the_package():
+    """Importing projects.internimage registers the wrapper in mmengine's
+    MODEL_WRAPPERS, which the mmdet and mmseg registries see."""
+    import projects.internimage as pkg
+    from mmdet.registry import MODEL_WRAPPERS as DET_WRAPPERS
+    from mmengine.registry import MODEL_WRAPPERS
+    from mmseg.registry import MODEL_WRAPPERS as SEG_WRAPPERS
+    from projects.internimage.cpu_ddp import CPUDistributedDataParallel
+    assert pkg.CPUDistributedDataParallel is CPUDistributedDataParallel
+    assert MODEL_WRAPPERS.get(
+        'CPUDistributedDataParallel') is CPUDistributedDataParallel
+    for registry in (DET_WRAPPERS, SEG_WRAPPERS):
+        assert registry.get(
+            'CPUDistributedDataParallel') is CPUDistributedDataParallel
+
+
 def test_no_launcher_is_untouched():
     from mmengine.config import Config
-    from _launch import setup_distributed
+    from distributed_setup import setup_distributed
     cfg = Config(dict(launcher='none'))
     setup_distributed(cfg)
     assert 'model_wrapper_cfg' not in cfg and 'env_cfg' not in cfg
@@ -61,14 +78,14 @@ def test_no_launcher_is_untouched():
 def test_resume_argument():
     """mmdet-style --resume: no value = auto, a value = that checkpoint."""
     from mmengine.config import Config
-    import _common
+    import runner_options
     import train
     for argv, resume, load_from in ((['c.py'], False, None),
                                     (['c.py', '--resume'], True, None),
                                     (['c.py', '--resume', 'x.pth'], True,
                                      'x.pth')):
         cfg = Config(dict(resume=False, load_from=None))
-        _common.set_resume(cfg, train.parse_args(argv).resume)
+        runner_options.set_resume(cfg, train.parse_args(argv).resume)
         assert (cfg.resume, cfg.load_from) == (resume, load_from)
 
 
@@ -76,7 +93,7 @@ def test_slurm_rank_env(monkeypatch):
     """CPU slurm runs take ranks from SLURM_* (overriding a LOCAL_RANK the
     tools default to 0)."""
     import os
-    from _launch import _export_rank_env
+    from distributed_setup import _export_rank_env
     for key, value in dict(
             SLURM_PROCID='3', SLURM_NTASKS='4', SLURM_LOCALID='1',
             LOCAL_RANK='0', MASTER_ADDR='node0', PORT='29999').items():

@@ -1,4 +1,5 @@
-"""Distributed set-up for the tools, with a CPU-only (gloo) path.
+"""Distributed set-up for the tools, with a CPU-only (gloo) path (a helper
+module of ``tools/``, not a script).
 
 On machines with CUDA nothing changes: the Runner initialises the process
 group itself (``env_cfg.dist_cfg``, nccl) and wraps the model in
@@ -10,11 +11,13 @@ Without CUDA, mmengine's path fails twice: ``init_dist`` calls
 and ``SyncBatchNorm`` refuses CPU tensors in a process group. So, before the
 Runner is built, :func:`setup_distributed`
 
+* exports the rank variables of the slurm and mpi launchers for ``env://``;
 * initialises the default process group with gloo (``Runner.setup_env``
   skips ``init_dist`` when a group already exists) and records
   ``env_cfg.dist_cfg.backend='gloo'``;
-* sets ``model_wrapper_cfg`` to :class:`CPUDistributedDataParallel`,
-  which reverts SyncBN to BN and wraps without device ids;
+* sets ``model_wrapper_cfg`` to ``CPUDistributedDataParallel`` (registered by
+  ``projects.internimage``), which reverts SyncBN to BN and wraps without
+  device ids;
 
 and :func:`teardown_distributed` closes that group at the end (gloo aborts
 the interpreter's exit otherwise).
@@ -28,24 +31,11 @@ from typing import Optional
 
 import torch
 import torch.distributed as dist
-from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
-from mmengine.registry import MODEL_WRAPPERS
+
+__all__ = ['setup_distributed', 'teardown_distributed']
 
 #: whether this process created the default process group (CPU path)
 _OWN_GROUP = False
-
-
-@MODEL_WRAPPERS.register_module(force=True)
-class CPUDistributedDataParallel(MMDistributedDataParallel):
-    """``MMDistributedDataParallel`` for CPU processes (gloo).
-
-    SyncBN layers become BN (synchronised statistics need a GPU), and DDP is
-    built without ``device_ids`` whatever the Runner passes.
-    """
-
-    def __init__(self, module: torch.nn.Module, device_ids=None, **kwargs):
-        super().__init__(
-            module=revert_sync_batchnorm(module), device_ids=None, **kwargs)
 
 
 def _export_rank_env(launcher: str) -> None:
@@ -71,11 +61,20 @@ def _export_rank_env(launcher: str) -> None:
 
 
 def setup_distributed(cfg) -> None:
-    """Prepare ``cfg`` (and the process group) for the Runner; see module
-    docstring. A no-op without a launcher or when CUDA is available."""
+    """Prepare ``cfg`` (and the process group) for the Runner.
+
+    A no-op without a launcher or when CUDA is available; see the module
+    docstring.
+
+    Args:
+        cfg (mmengine.Config): The config (``launcher``, ``env_cfg``,
+            ``model_wrapper_cfg`` are read and changed).
+    """
     launcher = cfg.get('launcher', 'none')
     if launcher == 'none' or torch.cuda.is_available():
         return
+    import projects.internimage  # noqa: F401  (registers the CPU DDP wrapper)
+    from mmengine.model import MMDistributedDataParallel
     _export_rank_env(launcher)
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = env_cfg.setdefault('dist_cfg', {})
