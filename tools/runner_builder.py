@@ -26,6 +26,12 @@ def build_runner(cfg):
     """
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from projects.internimage import check_neck_in_channels
+
+    # a neck (or head) whose in_channels differ from the backbone's widths is
+    # a config error: say so now, not as a shape error at the first iteration
+    check_neck_in_channels(cfg.model)
     setup_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
