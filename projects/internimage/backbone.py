@@ -368,9 +368,11 @@ class InternImage(BaseModule):
           of the next stage, ``1 + sum(depths[:s + 1])``; the last stage's
           ``norm`` takes the id of the previous stage's norm,
           ``1 + sum(depths[:-1])``;
-        - ``post_norms.k`` of a stage takes the id of the stage's block k;
-        - any name containing ``level_embeds`` (the reference DINO's level
-          embeddings) takes id 0, like the stem.
+        - ``post_norms.k`` of a stage takes the id of the stage's block k.
+
+        Head parameters the reference puts in layer 0 (DINO's and
+        Mask2Former's level embeddings, ...) are the optimizer
+        constructor's business (``LAYER0_HEAD_PREFIXES``).
 
         Args:
             param_name: the parameter's name in the whole model.
@@ -381,8 +383,6 @@ class InternImage(BaseModule):
         """
         depths = self.depths
         total = self.num_layers + 2
-        if 'level_embeds' in param_name:
-            return 0, total
         if not param_name.startswith(prefix):
             return total - 1, total
         parts = param_name[len(prefix):].split('.')

@@ -25,10 +25,11 @@ from torch import nn
 
 NO_DECAY_NAME_PARTS = ('relative_position', 'norm', 'sampling_offsets')
 OFFSET_NAME_PARTS = ('sampling_offsets', 'reference_points')
-#: Mask2Former head parameters that the reference puts in layer 0 with the
-#: stem (the smallest lr scale): the queries, the level embedding and the
+#: Head parameters that the reference puts in layer 0 with the stem (the
+#: smallest lr scale): DINO's level embeddings (mmdet 3.x ``level_embed``, the
+#: reference's ``level_embeds``) and Mask2Former's queries, level embedding and
 #: class / mask embeddings.
-LAYER0_HEAD_PREFIXES = ('decode_head.mask_embed', 'decode_head.cls_embed',
+LAYER0_HEAD_PREFIXES = ('level_embed', 'decode_head.mask_embed', 'decode_head.cls_embed',
                         'decode_head.level_embed', 'decode_head.query_embed',
                         'decode_head.query_feat')
 

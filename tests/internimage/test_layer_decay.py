@@ -28,7 +28,7 @@ class TinyDetector(nn.Module):
             core_op='DCNv3_pytorch', channels=16, depths=DEPTHS, groups=[1, 2, 4, 8],
             layer_scale=1.0, post_norm=False, level2_post_norm=True,
             level2_post_norm_block_ids=[0, 1], center_feature_scale=True)
-        self.level_embeds = nn.Parameter(torch.zeros(4, 8))
+        self.level_embed = nn.Parameter(torch.zeros(4, 8))
         self.neck = nn.Linear(128, 8)
         self.head = nn.Module()
         self.head.sampling_offsets = nn.Linear(8, 4)
@@ -40,7 +40,7 @@ class TinyDetector(nn.Module):
 # Layer id of each parameter, by name prefix, worked out by hand.
 LAYER_IDS = {
     'backbone.patch_embed.': 0,
-    'level_embeds': 0,
+    'level_embed': 0,   # mmdet 3.x DINO's level embeddings
     'backbone.levels.0.blocks.0.': 1,
     'backbone.levels.0.norm.': 2,             # 1 + sum(depths[:1])
     'backbone.levels.0.downsample.': 2,
@@ -68,7 +68,7 @@ DECAY_BLOCK_SUFFIXES = ('dcn.input_proj.weight', 'dcn.output_proj.weight',
 DECAY_OTHERS = {'backbone.patch_embed.conv1.weight', 'backbone.patch_embed.conv2.weight',
                 'backbone.levels.0.downsample.conv.weight',
                 'backbone.levels.1.downsample.conv.weight',
-                'backbone.levels.2.downsample.conv.weight', 'level_embeds', 'neck.weight',
+                'backbone.levels.2.downsample.conv.weight', 'level_embed', 'neck.weight',
                 'head.reference_points.weight'}
 OFFSET_PARAMS = {'head.sampling_offsets.weight', 'head.sampling_offsets.bias',
                  'head.reference_points.weight', 'head.reference_points.bias'}
@@ -110,7 +110,7 @@ def test_every_parameter_plain_rules_with_offset_lr_scale():
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert sorted(table) == sorted(trainable)  # frozen ones left out
     # 5 blocks x 24 + stem 8 + 4 stage norms x 2 + 3 downsamples x 3 + 2 post norms
-    # x 2 = 149 in the backbone; level_embeds 1, neck 2, head 6 (frozen one excluded).
+    # x 2 = 149 in the backbone; level_embed 1, neck 2, head 6 (frozen one excluded).
     assert len(trainable) == 149 + 1 + 2 + 6
     for name in trainable:
         lr, wd, group = table[name]
@@ -239,7 +239,9 @@ def test_backbone_owns_layer_depth():
     ``sum(depths) + 2`` ids; another prefix moves the backbone."""
     backbone = TinyDetector().backbone
     for name, _ in TinyDetector().named_parameters():
-        assert backbone.get_layer_depth(name) == (hand_layer_id(name), 7), name
+        # head parameters in layer 0 are the constructor's rule, not the backbone's
+        expected = 6 if name.startswith(ld_mod.LAYER0_HEAD_PREFIXES) else hand_layer_id(name)
+        assert backbone.get_layer_depth(name) == (expected, 7), name
     assert backbone.get_layer_depth('levels.2.blocks.1.mlp.fc1.weight', prefix='') == (4, 7)
     assert backbone.get_layer_depth('model.backbone.levels.3.norm.0.weight',
                                     prefix='model.backbone.') == (5, 7)
