@@ -29,6 +29,13 @@ def load_package(root: Path, name: str) -> ModuleType:
     init = root / 'ops_dcnv3' / '__init__.py'
     if not init.is_file():
         raise SystemExit(f'{init} not found: --baseline must be a checkout of the project')
+    if name != 'ops_dcnv3' and (init.parent / 'functions' / 'library.py').is_file():
+        # torch.ops.ops_dcnv3.dcnv3 is one global name: a second checkout that
+        # registers it replaces this checkout's kernels, and both sides would
+        # time the same op.
+        raise SystemExit(f'{init.parent} registers torch.ops.ops_dcnv3.dcnv3 too; comparing '
+                         'two such checkouts needs one process each (run this benchmark '
+                         'in each and compare the figures)')
     spec = importlib.util.spec_from_file_location(
         name, init, submodule_search_locations=[str(init.parent)])
     module = importlib.util.module_from_spec(spec)

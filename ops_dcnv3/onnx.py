@@ -4,11 +4,13 @@ Two forms of the op in an exported graph:
 
 - **portable** (the default): standard ONNX ops only (opset >= 16; the
   export uses :data:`OPSET`), with the bilinear sampling done by
-  ``GridSample`` (``align_corners=0``, ``padding_mode='zeros'``). It computes
-  exactly what the op computes: a sampling point outside the image reads
-  zeros, however far out; a point near the border mixes the pixels inside
-  with zeros. Any ONNX runtime runs it (onnxruntime, OpenVINO) without a
-  plugin.
+  ``GridSample`` (``align_corners=0``, ``padding_mode='zeros'``). For finite
+  offsets and masks it computes what the op computes: a sampling point
+  outside the image reads zeros, however far out; a point near the border
+  mixes the pixels inside with zeros. (Unlike the op it does not contain
+  non-finite values: an infinite mask on a point outside the image gives NaN
+  there, and NaN/inf offsets are left to the runtime's GridSample.) Any ONNX
+  runtime runs it (onnxruntime, OpenVINO) without a plugin.
 - **plugin**: one ``mmdeploy::TRTDCNv3`` node per DCNv3 call, with the
   attributes of the reference deployment (``kernel_h``, ``kernel_w``,
   ``stride_h``, ``stride_w``, ``pad_h``, ``pad_w``, ``dilation_h``,
@@ -42,6 +44,9 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Uni
 
 import torch
 
+# im2col_step written into the plugin nodes: the modules' value.
+from .modules.dcnv3 import IM2COL_STEP
+
 #: Opset of the exported graphs (GridSample needs >= 16; 18 is the lowest the
 #: torch.export-based exporter writes without a version conversion).
 OPSET = 18
@@ -56,8 +61,6 @@ PLUGIN_ATTRIBUTES = ('kernel_h', 'kernel_w', 'stride_h', 'stride_w', 'pad_h',
                      'group_channels', 'offset_scale', 'im2col_step')
 #: Weights above this size are saved next to the ONNX file, not inside it.
 EXTERNAL_DATA_BYTES = 1800 * 2**20
-#: im2col_step written into the plugin nodes (the modules' value).
-IM2COL_STEP = 256
 
 
 def _registered_op():

@@ -46,8 +46,9 @@ def load_golden(path: Union[str, Path], directory: Path = GOLDEN_DIR) -> Dict[st
         path = directory / (path.name if path.suffix == '.pt' else f'{path.name}.pt')
     if not path.is_file():
         pytest.fail(f'golden case {path} is missing')
-    # Written by the reference scripts as plain dicts of tensors and Python
-    # values (lists, strings, tuples): the safe unpickler reads them.
+    # Written by the reference scripts: the op/module/backbone cases hold
+    # tensors and plain values, the whole-model cases also other Python
+    # objects, so the full unpickler (trusted files of this repository).
     return torch.load(path, map_location='cpu', weights_only=False)
 
 

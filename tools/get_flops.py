@@ -67,6 +67,7 @@ def count_dcnv3_sampling(model: nn.Module) -> Iterator[List[int]]:
     layers computing the offsets and the mask.
     """
     from ops_dcnv3.modules import DCNv3, DCNv3_pytorch
+    from projects.internimage.flops import dcnv3_flops
     classes = {type(m) for m in model.modules()
                if isinstance(m, (DCNv3, DCNv3_pytorch))}
     counts: List[int] = []
@@ -77,7 +78,7 @@ def count_dcnv3_sampling(model: nn.Module) -> Iterator[List[int]]:
         ho = (h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1
         wo = (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1
         c = group * group_channels
-        counts.append(int(5 * n * ho * wo * kh * kw * c))
+        counts.append(dcnv3_flops([n, ho, wo, c], kh, kw))
         keep = (x.sum() + offset.sum() + mask.sum()) * 0
         return x.new_zeros(int(n), int(ho), int(wo), int(c)) + keep
 

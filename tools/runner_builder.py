@@ -31,7 +31,8 @@ def build_runner(cfg):
 
     # a neck (or head) whose in_channels differ from the backbone's widths is
     # a config error: say so now, not as a shape error at the first iteration
-    check_neck_in_channels(cfg.model)
+    # (under --tta the detector or segmentor is the TTA model's `module`)
+    check_neck_in_channels(cfg.model.get('module', cfg.model))
     setup_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)

@@ -33,11 +33,9 @@ def dcnv3_op(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
     """
     scalars = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                dilation_h, dilation_w, group, group_channels)
-    # Under autocast the operator's Autocast kernel makes the dtypes agree.
-    device_type = input.device.type if isinstance(input, torch.Tensor) else ''
-    autocast = (bool(device_type) and torch._C._is_autocast_available(device_type)
-                and torch.is_autocast_enabled(device_type))
-    check_args(input, offset, mask, *scalars, offset_scale, same_dtype=not autocast)
+    # Names the bad argument; the dtypes are checked by the operator itself,
+    # after its Autocast kernel has made them agree under torch.autocast.
+    check_args(input, offset, mask, *scalars, offset_scale, same_dtype=False)
     _positive_int('im2col_step', im2col_step)
     ints = [operator.index(v) for v in scalars + (im2col_step,)]
     return torch.ops.ops_dcnv3.dcnv3(input, offset, mask, *ints[:10],

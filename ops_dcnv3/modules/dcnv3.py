@@ -1,29 +1,21 @@
 """The DCNv3 module, with the reference's parameter names (checkpoint keys)."""
-import math
-import numbers
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..functions import DCNv3Function, dcnv3_core_pytorch
+from ..functions.checks import _positive_int, check_offset_scale
 from .layers import act_layer_by_name, norm_layer_with_permutes
+
+#: im2col_step the modules pass to the compiled op (the reference's value; a
+#: memory knob only, any batch size works).
+IM2COL_STEP = 256
 
 
 def _compiled_core(input, offset, mask, *args):
-    return DCNv3Function.apply(input, offset, mask, *args, 256)
-
-
-def _int_arg(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an int >= ``minimum``; TypeError for bools and
-    non-integers, ValueError below the minimum, both naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f'DCNv3: {name} must be an int, got {type(value).__name__} '
-                        f'({value!r})')
-    if value < minimum:
-        raise ValueError(f'DCNv3: {name} must be >= {minimum}, got {value}')
-    return int(value)
+    return DCNv3Function.apply(input, offset, mask, *args, IM2COL_STEP)
 
 
 class _DCNv3Base(nn.Module):
@@ -37,17 +29,17 @@ class _DCNv3Base(nn.Module):
                  act_layer: str = 'GELU', norm_layer: str = 'LN',
                  center_feature_scale: bool = False) -> None:
         super().__init__()
-        channels = _int_arg('channels', channels, 1)
-        group = _int_arg('group', group, 1)
-        kernel_size = _int_arg('kernel_size', kernel_size, 1)
-        stride = _int_arg('stride', stride, 1)
-        pad = _int_arg('pad', pad, 0)
-        dilation = _int_arg('dilation', dilation, 1)
+        channels = _positive_int('channels', channels)
+        group = _positive_int('group', group)
+        kernel_size = _positive_int('kernel_size', kernel_size)
+        stride = _positive_int('stride', stride)
+        pad = _positive_int('pad', pad, allow_zero=True)
+        dilation = _positive_int('dilation', dilation)
         if channels % group != 0:
             raise ValueError(f'channels must be divisible by group, got channels={channels}, '
                              f'group={group}')
-        dw_kernel_size = _int_arg('dw_kernel_size', dw_kernel_size
-                                  if dw_kernel_size is not None else kernel_size, 1)
+        dw_kernel_size = _positive_int('dw_kernel_size', dw_kernel_size
+                                       if dw_kernel_size is not None else kernel_size)
         if dw_kernel_size % 2 == 0:
             raise ValueError(f'DCNv3: dw_kernel_size must be odd (it keeps the image size), '
                              f'got {dw_kernel_size}' + ('' if dw_kernel_size != kernel_size
@@ -60,11 +52,7 @@ class _DCNv3Base(nn.Module):
                 'DCNv3: the output must keep the input size: 2 * pad must equal '
                 f'dilation * (kernel_size - 1), got pad={pad}, dilation={dilation}, '
                 f'kernel_size={kernel_size}')
-        if isinstance(offset_scale, bool) or not isinstance(offset_scale, numbers.Real):
-            raise TypeError('DCNv3: offset_scale must be a float, got '
-                            f'{type(offset_scale).__name__}')
-        if not math.isfinite(offset_scale):
-            raise ValueError(f'DCNv3: offset_scale must be finite, got {offset_scale}')
+        check_offset_scale(offset_scale)
         if not isinstance(center_feature_scale, bool):
             raise TypeError('DCNv3: center_feature_scale must be a bool, got '
                             f'{type(center_feature_scale).__name__}')

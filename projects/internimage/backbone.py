@@ -104,17 +104,18 @@ class InternImage(BaseModule):
 
     A variant is chosen by name, ``InternImage(arch='l')``, from the table
     :attr:`arch_settings`; explicit arguments override the table entry
-    (``InternImage(arch='xl', drop_path_rate=0.6)``). Without ``arch``, the
-    architecture arguments take the reference model's defaults
-    (:data:`~.arch_settings.DEFAULT_ARCH`: channels 64, depths 3-4-18-5,
-    groups 3-6-12-24), so the reference's long form
-    ``InternImage(channels=..., depths=..., groups=..., ...)`` works unchanged.
+    (``InternImage(arch='xl', drop_path_rate=0.6)``). Without ``arch``,
+    ``channels``, ``depths`` and ``groups`` must be given and the other
+    architecture arguments default to :data:`~.arch_settings.DEFAULT_ARCH`, so
+    the reference's long form ``InternImage(channels=..., depths=...,
+    groups=..., ...)`` works unchanged (the reference's own defaults, 64
+    channels with groups 3-6-12-24, build no model).
     The resolved arguments are kept in :attr:`settings`.
 
     Args:
         arch: variant name ('t', 's', 'b', 'l', 'xl', 'h', 'g', any case), a
             dict of architecture arguments (at least ``channels``, ``depths``,
-            ``groups``), or None for the defaults.
+            ``groups``), or None for the long form (see above).
         core_op: 'DCNv3' (the compiled op) or 'DCNv3_pytorch' (pure PyTorch);
             same parameters, same results.
         channels: width of stage 0; stage i has ``channels * 2**i``. From arch.

@@ -9,12 +9,7 @@ the tools call it after loading a config, before building the model.
 """
 from typing import Any, List, Mapping, Optional, Sequence
 
-from .arch_settings import resolve_arch
-
-_ARCH_ARGS = ('channels', 'depths', 'groups', 'mlp_ratio', 'drop_path_rate', 'norm_layer',
-              'layer_scale', 'offset_scale', 'post_norm', 'with_cp', 'dw_kernel_size',
-              'level2_post_norm', 'level2_post_norm_block_ids', 'res_post_norm',
-              'center_feature_scale')
+from .arch_settings import ARCH_KEYS, resolve_arch
 
 
 def backbone_out_channels(backbone_cfg: Mapping[str, Any]) -> List[int]:
@@ -26,7 +21,7 @@ def backbone_out_channels(backbone_cfg: Mapping[str, Any]) -> List[int]:
     Returns:
         ``channels * 2**i`` for each ``i`` of its ``out_indices``.
     """
-    overrides = {k: backbone_cfg[k] for k in _ARCH_ARGS if k in backbone_cfg}
+    overrides = {k: backbone_cfg[k] for k in ARCH_KEYS if k in backbone_cfg}
     channels = resolve_arch(backbone_cfg.get('arch'), overrides)['channels']
     return [channels * 2**i for i in backbone_cfg.get('out_indices', (0, 1, 2, 3))]
 

@@ -175,8 +175,8 @@ def test_module_bad_channels_and_input():
 
 
 MODULE_CASES = {
-    'zero_group': (dict(group=0), ValueError, r'group must be >= 1, got 0'),
-    'zero_channels': (dict(channels=0), ValueError, r'channels must be >= 1, got 0'),
+    'zero_group': (dict(group=0), ValueError, r'group must be > 0, got 0'),
+    'zero_channels': (dict(channels=0), ValueError, r'channels must be > 0, got 0'),
     'float_channels': (dict(channels=8.0), TypeError, r'channels must be an int, got float'),
     'bool_group': (dict(group=True), TypeError, r'group must be an int, got bool'),
     'even_kernel': (dict(kernel_size=4), ValueError,
@@ -188,7 +188,7 @@ MODULE_CASES = {
     'zero_pad': (dict(pad=0), ValueError, r'2 \* pad must equal.*pad=0'),
     'stride_2': (dict(stride=2), ValueError, r'stride must be 1 .*got 2'),
     'negative_pad': (dict(pad=-1), ValueError, r'pad must be >= 0, got -1'),
-    'zero_dilation': (dict(dilation=0), ValueError, r'dilation must be >= 1, got 0'),
+    'zero_dilation': (dict(dilation=0), ValueError, r'dilation must be > 0, got 0'),
     'nan_offset_scale': (dict(offset_scale=float('nan')), ValueError,
                          r'offset_scale must be finite, got nan'),
     'str_offset_scale': (dict(offset_scale='1'), TypeError, r'offset_scale must be a float'),

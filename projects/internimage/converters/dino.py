@@ -111,13 +111,8 @@ def convert_dino(state_dict: StateDict) -> Dict[str, torch.Tensor]:
     return converted
 
 
-def key_map(keys: Iterable[str]) -> List[Tuple[str, str]]:
-    """``[(reference key, mmdet 3.x key), ...]`` for ``keys`` (for reports)."""
-    return [(key, convert_key(key)) for key in keys]
-
-
 DINO_FORMAT = register_format(
     ReferenceFormat(name='dino', detect=is_reference_dino, convert=convert_dino))
 
 __all__ = ['DINO_FORMAT', 'RULES', 'TRANSFORMER', 'convert_dino', 'convert_key',
-           'is_reference_dino', 'key_map']
+           'is_reference_dino']
