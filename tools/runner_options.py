@@ -81,19 +81,21 @@ def enable_amp(cfg) -> None:
 def enable_test_amp(cfg) -> None:
     """``--amp`` for testing: run the test loop under autocast.
 
-    With CUDA, mmengine's ``TestLoop(fp16=True)`` (float16 autocast). Without
-    CUDA, ``CPUAutocastHook`` (``projects.internimage``): bfloat16 autocast of
-    the model (for detectors: the backbone and neck, see
-    ``CPU_AUTOCAST_MODULES``).
+    Where the whole model can run in it (with CUDA: float16; on the CPU,
+    segmentors: bfloat16), mmengine's ``TestLoop(fp16=True)``, which
+    autocasts each test step. Detectors on the CPU autocast only their
+    backbone and neck (``CPU_AUTOCAST_MODULES``: mmcv's CPU nms / RoIAlign
+    take float32 only), through ``CPUAutocastHook`` (``projects.internimage``).
 
     Args:
         cfg (mmengine.Config): The config to change.
 
     Raises:
-        ValueError: With CUDA, if the config's ``test_cfg`` is not mmengine's
-            TestLoop.
+        ValueError: If the whole model runs under autocast and the config's
+            ``test_cfg`` is not mmengine's TestLoop.
     """
-    if torch.cuda.is_available():
+    modules = CPU_AUTOCAST_MODULES[scope_of(cfg)]
+    if torch.cuda.is_available() or modules is None:
         test_cfg = cfg.get('test_cfg', None) or dict(type='TestLoop')
         loop = test_cfg.get('type', 'TestLoop')
         if loop != 'TestLoop':
@@ -105,7 +107,7 @@ def enable_test_amp(cfg) -> None:
     hooks = [h for h in cfg.get('custom_hooks', None) or []
              if h.get('type') != 'CPUAutocastHook']
     cfg.custom_hooks = hooks + [
-        dict(type='CPUAutocastHook', modules=CPU_AUTOCAST_MODULES[scope_of(cfg)])
+        dict(type='CPUAutocastHook', modules=modules)
     ]
 
 
