@@ -29,6 +29,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / 'tools'))
+from tests.helpers import perturb_dcn_offsets  # noqa: E402
 
 UPERNET_T = REPO_ROOT / 'configs' / 'ade20k' / 'upernet_internimage_t_512_160k_ade20k.py'
 MODELS = ('backbone', 'upernet')
@@ -74,17 +75,6 @@ def build_upernet() -> torch.nn.Module:
     cfg = load_config(str(UPERNET_T))
     cfg.model.backbone.init_cfg = None
     return _SegmentorTensorForward(SEG_MODELS.build(cfg.model))
-
-
-def with_offsets(model: torch.nn.Module) -> torch.nn.Module:
-    """Non-zero offset/mask weights (they start at zero): fractional sampling
-    positions, as in a trained model."""
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if '.dcn.offset.' in name or '.dcn.mask.' in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-    return model.eval()
 
 
 def timed_pair(eager: Callable[[], object], compiled: Callable[[], object], batch: int,
@@ -149,7 +139,7 @@ def main(argv: List[str] = None) -> Dict[str, Dict[str, float]]:
                       (args.upernet_batch, 3, args.upernet_size, args.upernet_size)))
     print(header, flush=True)
     for label, build, shape in cases:
-        r = bench(with_offsets(build()), torch.randn(*shape), args)
+        r = bench(perturb_dcn_offsets(build(), scale=0.02).eval(), torch.randn(*shape), args)
         results[label] = r
         # One row as soon as it is measured (compiling takes minutes).
         print(f'{label:<45} {r["eager"]:>12.2f} {r["compiled"]:>15.2f} '

@@ -23,6 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'tools' / 'deployment'))
+# non-zero offsets and masks (zero at initialisation): fractional sampling
+from tests.helpers import perturb_dcn_offsets  # noqa: E402
 
 UPERNET_T = ROOT / 'configs' / 'ade20k' / 'upernet_internimage_t_512_160k_ade20k.py'
 MODELS = ('backbone', 'upernet')
@@ -44,7 +46,7 @@ def parse_args(argv: List[str] = None) -> argparse.Namespace:
 def build_backbone() -> torch.nn.Module:
     from projects.internimage import InternImage, get_arch
     torch.manual_seed(0)
-    return InternImage(core_op='DCNv3', **get_arch('t')).eval()
+    return perturb_dcn_offsets(InternImage(core_op='DCNv3', **get_arch('t')), scale=0.02).eval()
 
 
 class BackboneOutputs(torch.nn.Module):
@@ -61,7 +63,8 @@ class BackboneOutputs(torch.nn.Module):
 def build_upernet() -> torch.nn.Module:
     import export_onnx
     cfg = export_onnx.load_config(str(UPERNET_T))
-    return export_onnx.SegmentorLogits(export_onnx.build_model(cfg, 'none')).eval()
+    model = perturb_dcn_offsets(export_onnx.build_model(cfg, 'none'), scale=0.02)
+    return export_onnx.SegmentorLogits(model).eval()
 
 
 def best_rate(step: Callable[[], None], batch: int, iters: int) -> float:

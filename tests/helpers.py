@@ -138,3 +138,23 @@ def op_cores() -> Sequence[Any]:
 #: A tiny T-style backbone (pre-norm, layer scale) for fast tests.
 TINY = dict(channels=16, depths=[1, 1, 2, 1], groups=[1, 2, 4, 8], layer_scale=1.0,
             offset_scale=1.0, post_norm=False, drop_path_rate=0.)
+
+
+def perturb_dcn_offsets(model: torch.nn.Module, scale: float = 0.05,
+                        seed: int = 0) -> torch.nn.Module:
+    """Give the DCNv3 offset and mask projections (zero at initialisation)
+    random weights, so that sampling positions are fractional and masks not
+    uniform, as in a trained model; returns ``model``.
+
+    Args:
+        model: any model with DCNv3 modules (parameters ``*.dcn.offset.*``
+            and ``*.dcn.mask.*``).
+        scale: standard deviation of the new weights.
+        seed: generator seed.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if '.dcn.offset.' in name or '.dcn.mask.' in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    return model

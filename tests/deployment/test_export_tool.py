@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, perturb_dcn_offsets
 
 pytest.importorskip('onnxruntime')
 pytest.importorskip('onnxscript')
@@ -32,7 +32,9 @@ def segmentor_checkpoint(tool, tmp_path_factory):
     """Random demo UperNet weights, other than the tool's seeded ones, in a
     checkpoint file; the config and the model that wrote it."""
     cfg = tool.load_config(str(DEMO / 'upernet_internimage_demo.py'), OPTIONS)
-    model = tool.build_model(cfg, 'none', seed=123)
+    # offsets/masks are zero at initialisation: non-zero ones make the
+    # exported GridSample interpolate between pixels, as in a trained model
+    model = perturb_dcn_offsets(tool.build_model(cfg, 'none', seed=123), scale=0.05)
     path = tmp_path_factory.mktemp('ckpt') / 'upernet_demo.pth'
     torch.save({'state_dict': model.state_dict()}, path)
     return path, cfg, model

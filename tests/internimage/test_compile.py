@@ -14,7 +14,7 @@ eager.
 """
 import torch
 
-from tests.helpers import TINY, max_rel_err, requires_compiled
+from tests.helpers import TINY, max_rel_err, perturb_dcn_offsets, requires_compiled
 
 pytestmark = requires_compiled
 
@@ -22,21 +22,10 @@ pytestmark = requires_compiled
 TOL = 1e-5
 
 
-def _perturb_offsets(model: torch.nn.Module) -> torch.nn.Module:
-    """Offsets and masks are zero-initialised: give them weights so that the
-    sampling is fractional and far from the grid (a real test of the op)."""
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if '.dcn.offset.' in name or '.dcn.mask.' in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
-    return model
-
-
 def _tiny_backbone():
     from projects.internimage import InternImage
     torch.manual_seed(0)
-    return _perturb_offsets(InternImage(**dict(TINY, core_op='DCNv3'))).eval()
+    return perturb_dcn_offsets(InternImage(**dict(TINY, core_op='DCNv3'))).eval()
 
 
 def _tiny_upernet():
@@ -47,7 +36,7 @@ def _tiny_upernet():
     cfg.model.backbone.init_cfg = None
     assert cfg.model.backbone.get('core_op', 'DCNv3') == 'DCNv3'  # the backbone's default
     torch.manual_seed(0)
-    return _perturb_offsets(MODELS.build(cfg.model)).eval()
+    return perturb_dcn_offsets(MODELS.build(cfg.model)).eval()
 
 
 def _outputs_and_grads(model, fn, x):
