@@ -70,8 +70,11 @@ def default_cuda_archs() -> str:
 
 def make_extension():
     src = os.path.join(HERE, 'src')
-    sources = [os.path.join(src, 'dcnv3_api.cpp')] + sorted(
-        glob.glob(os.path.join(src, 'cpu', '*.cpp')))
+    # The op (checks, registration, binding), its Autograd and Autocast
+    # kernels, and the CPU kernels.
+    sources = sorted(glob.glob(os.path.join(src, '*.cpp')))
+    for folder in ('autograd', 'autocast', 'cpu'):
+        sources += sorted(glob.glob(os.path.join(src, folder, '*.cpp')))
     # -fopenmp: at::parallel_for expands to an OpenMP pragma in ATen's headers.
     # -ffp-contract=fast: a * b + c becomes one FMA (ISO C++ mode turns it off).
     # -Wno-psabi: the 32-byte vector types never cross a call boundary.

@@ -91,7 +91,8 @@ def check_args(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
         pad_h, pad_w: ints in ``[0, 2**31)``.
         offset_scale: a finite float.
         same_dtype: also require one dtype for the three tensors.
-        allow_meta: accept meta tensors (shape inference only).
+        allow_meta: accept meta tensors (shape inference only), when all
+            three are.
 
     Returns:
         The call's :class:`Geometry`.
@@ -104,7 +105,11 @@ def check_args(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
             output, shapes that do not match). Every message names the
             argument.
     """
-    for name, t in zip(TENSOR_NAMES, (input, offset, mask)):
+    tensors = (input, offset, mask)
+    if allow_meta and any(isinstance(t, torch.Tensor) and t.device.type != 'meta'
+                          for t in tensors):
+        allow_meta = False  # meta mixed with data: the meta one is the error
+    for name, t in zip(TENSOR_NAMES, tensors):
         check_tensor(name, t, allow_meta)
         if t.dim() != 4:
             raise ValueError(f'DCNv3: {name} must be 4-D channels-last (N, H, W, C), '

@@ -3,8 +3,10 @@ import operator
 
 import torch
 
+from . import library  # noqa: F401  (the operators and their fake kernels)
 from .checks import _positive_int, check_args
-from .library import dcnv3 as _registered_dcnv3  # noqa: F401  (registers the ops)
+
+_OP = torch.ops.ops_dcnv3.dcnv3.default
 
 
 def dcnv3_op(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
@@ -12,9 +14,16 @@ def dcnv3_op(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
              pad_h: int, pad_w: int, dilation_h: int, dilation_w: int,
              group: int, group_channels: int, offset_scale: float,
              im2col_step: int) -> torch.Tensor:
-    """Calls the registered operator ``torch.ops.ops_dcnv3.dcnv3`` after
-    validating the arguments (errors name the bad argument; integer-like
-    scalars such as numpy ints are accepted).
+    """Calls the registered operator ``torch.ops.ops_dcnv3.dcnv3``; errors
+    name the bad argument; integer-like scalars such as numpy ints are
+    accepted.
+
+    The operator's C++ kernels check the arguments' values, shapes, dtypes
+    and devices. Here only what the dispatcher cannot tell apart is looked
+    at: that the tensors are tensors and the scalars plain ints and a float
+    (it would take a bool for an int, and turn None into an undefined
+    tensor). Anything else -- numpy ints, bools, None -- goes through the
+    Python checks first (:func:`~ops_dcnv3.functions.checks.check_args`).
 
     Args:
         input: (N, H, W, group * group_channels), channels-last.
@@ -31,15 +40,26 @@ def dcnv3_op(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
         (N, Ho, Wo, group * group_channels), in the inputs' dtype (the
         autocast dtype under ``torch.autocast``).
     """
-    scalars = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-               dilation_h, dilation_w, group, group_channels)
-    # Names the bad argument; the dtypes are checked by the operator itself,
-    # after its Autocast kernel has made them agree under torch.autocast.
-    check_args(input, offset, mask, *scalars, offset_scale, same_dtype=False)
-    _positive_int('im2col_step', im2col_step)
-    ints = [operator.index(v) for v in scalars + (im2col_step,)]
-    return torch.ops.ops_dcnv3.dcnv3(input, offset, mask, *ints[:10],
-                                     float(offset_scale), ints[10])
+    if not (isinstance(input, torch.Tensor) and isinstance(offset, torch.Tensor)
+            and isinstance(mask, torch.Tensor) and type(kernel_h) is int
+            and type(kernel_w) is int and type(stride_h) is int
+            and type(stride_w) is int and type(pad_h) is int and type(pad_w) is int
+            and type(dilation_h) is int and type(dilation_w) is int
+            and type(group) is int and type(group_channels) is int
+            and type(offset_scale) is float and type(im2col_step) is int):
+        scalars = (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                   dilation_h, dilation_w, group, group_channels)
+        # The dtypes are left to the operator: its Autocast kernel makes them
+        # agree under torch.autocast.
+        check_args(input, offset, mask, *scalars, offset_scale, same_dtype=False)
+        _positive_int('im2col_step', im2col_step)
+        (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w,
+         group, group_channels, im2col_step) = (
+            operator.index(v) for v in scalars + (im2col_step,))
+        offset_scale = float(offset_scale)
+    return _OP(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h,
+               pad_w, dilation_h, dilation_w, group, group_channels, offset_scale,
+               im2col_step)
 
 
 class DCNv3Function:
