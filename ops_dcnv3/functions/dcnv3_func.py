@@ -23,7 +23,8 @@ def dcnv3_op(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
     at: that the tensors are tensors and the scalars plain ints and a float
     (it would take a bool for an int, and turn None into an undefined
     tensor). Anything else -- numpy ints, bools, None -- goes through the
-    Python checks first (:func:`~ops_dcnv3.functions.checks.check_args`).
+    Python checks first (:func:`~ops_dcnv3.functions.checks.check_args`), as
+    does a call the dispatcher cannot parse (an int beyond 64 bits).
 
     Args:
         input: (N, H, W, group * group_channels), channels-last.
@@ -57,9 +58,19 @@ def dcnv3_op(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
          group, group_channels, im2col_step) = (
             operator.index(v) for v in scalars + (im2col_step,))
         offset_scale = float(offset_scale)
-    return _OP(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h,
-               pad_w, dilation_h, dilation_w, group, group_channels, offset_scale,
-               im2col_step)
+    try:
+        return _OP(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h,
+                   pad_w, dilation_h, dilation_w, group, group_channels, offset_scale,
+                   im2col_step)
+    except RuntimeError:
+        # The dispatcher's own errors, e.g. an int beyond 64 bits ("expected
+        # a value of type 'int' ... found type 'int'"): the Python checks name
+        # the argument and the bound. Any other error propagates as it is.
+        check_args(input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h,
+                   pad_w, dilation_h, dilation_w, group, group_channels, offset_scale,
+                   same_dtype=False)
+        _positive_int('im2col_step', im2col_step)
+        raise
 
 
 class DCNv3Function:

@@ -69,6 +69,8 @@ def _bad(what):
         args[5] = 2 ** 31
     elif what == 'huge_dilation':
         args[6] = 2 ** 40
+    elif what == 'beyond_int64':
+        args[7] = 2 ** 64
     elif what in ('nan_scale', 'inf_scale', 'neg_inf_scale'):
         args[10] = {'nan_scale': float('nan'), 'inf_scale': float('inf'),
                     'neg_inf_scale': float('-inf')}[what]
@@ -115,6 +117,7 @@ CASES = {
     'float_pad': (TypeError, r'pad_h must be an int, got float'),
     'huge_pad': (ValueError, r'pad_w must be < 2\*\*31, got 2147483648'),
     'huge_dilation': (ValueError, r'dilation_h must be < 2\*\*31'),
+    'beyond_int64': (ValueError, r'dilation_w must be < 2\*\*31, got 18446744073709551616'),
     'nan_scale': (ValueError, r'offset_scale must be finite, got nan'),
     'inf_scale': (ValueError, r'offset_scale must be finite, got inf'),
     'neg_inf_scale': (ValueError, r'offset_scale must be finite, got -inf'),
@@ -134,10 +137,11 @@ def test_bad_input_raises_clear_error(core, what):
         core(x, off, mask, *args)
 
 
-#: Cases whose arguments have the schema's types: the operator itself (its
-#: C++ kernels, or its fake kernel for meta tensors) gives the error.
+#: Cases whose arguments the dispatcher takes as the schema's types: the
+#: operator itself (its C++ kernels, or its fake kernel for meta tensors)
+#: gives the error. The others are refused in Python by DCNv3Function.apply.
 OPERATOR_CASES = [what for what in CASES if not what.startswith(
-    ('numpy_', 'none_', 'bool_', 'float_', 'string_'))]
+    ('numpy_', 'none_', 'bool_', 'float_', 'string_', 'beyond_'))]
 
 
 @requires_compiled

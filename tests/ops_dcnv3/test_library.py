@@ -1,4 +1,7 @@
 """DCNv3 as a registered operator: torch.ops.ops_dcnv3.dcnv3 (torch.library)."""
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -37,8 +40,71 @@ def test_kernels_registered_for_cpu_and_cuda(device):
     key = 'CPU' if device == 'cpu' else 'CUDA'
     for op in (OP, BACKWARD_OP):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(op.default.name(), key)
-    for key in ('AutocastCPU', 'AutocastCUDA', 'Meta'):
-        assert torch._C._dispatch_has_kernel_for_dispatch_key(OP.default.name(), key)
+    assert torch._C._dispatch_has_kernel_for_dispatch_key(OP.default.name(), 'Meta')
+    if ops_dcnv3.compiled_available():  # the extension's C++ kernels
+        for key in ('AutocastCPU', 'AutocastCUDA', 'Autograd'):
+            assert torch._C._dispatch_has_kernel_for_dispatch_key(OP.default.name(), key)
+
+
+@requires_compiled
+def test_kernels_are_the_extensions_cpp_kernels():
+    """Every kernel but the fake one is registered in C++ by the extension
+    (no Python on the call path)."""
+    sources = {'CPU': 'dcnv3_op.cpp', 'CUDA': 'dcnv3_op.cpp',
+               'Autograd[alias]': 'dcnv3_autograd.cpp', 'AutocastCPU': 'dcnv3_autocast.cpp',
+               'AutocastCUDA': 'dcnv3_autocast.cpp'}
+    for op, keys in ((OP, list(sources)), (BACKWARD_OP, ['CPU', 'CUDA', 'Autograd[alias]'])):
+        dump = torch._C._dispatch_dump(op.default.name()).splitlines()
+        assert any(line.startswith('debug: registered at') and '/dcnv3_op.cpp:' in line
+                   for line in dump), dump  # the schema
+        for key in keys:
+            line = next((line for line in dump if line.startswith(key + ':')), '')
+            assert f'/{sources[key]}:' in line, (key, line)
+
+
+@requires_compiled
+@pytest.mark.parametrize('device', DEVICES)
+def test_non_contiguous_tensors_and_other_grad_dtype(device):
+    """The kernels copy what is not contiguous; dcnv3_backward casts a
+    grad_output of another floating dtype to the input's."""
+    (x, off, mask), args = random_case(N=2, H=6, W=5, device=device)
+    grad = torch.randn(2, 6, 5, x.shape[3], dtype=x.dtype, device=device)
+
+    def strided(t):  # same values, channels-first storage
+        return t.permute(0, 3, 1, 2).contiguous().permute(0, 2, 3, 1)
+
+    nc = [strided(t) for t in (x, off, mask)]
+    assert not any(t.is_contiguous() for t in nc)
+    assert torch.equal(OP(*nc, *args, 64), OP(x, off, mask, *args, 64))
+    ref = BACKWARD_OP(grad, x, off, mask, *args, 64)
+    for a, b in zip(BACKWARD_OP(strided(grad), *nc, *args, 64), ref):
+        assert torch.equal(a, b)
+    for a, b in zip(BACKWARD_OP(grad.float(), x, off, mask, *args, 64),
+                    BACKWARD_OP(grad.float().double(), x, off, mask, *args, 64)):
+        assert a.dtype == x.dtype and torch.equal(a, b)
+
+
+@requires_compiled
+def test_graph_only_when_a_gradient_is_needed():
+    (x, off, mask), args = random_case(N=1, H=4, W=4)
+    assert OP(x, off, mask, *args, 64).grad_fn is None
+    xg = x.clone().requires_grad_()
+    assert OP(xg, off, mask, *args, 64).grad_fn is not None
+    with torch.no_grad():
+        assert not OP(xg, off, mask, *args, 64).requires_grad
+    with torch.inference_mode():
+        assert not OP(xg, off, mask, *args, 64).requires_grad
+
+
+@requires_compiled
+def test_forward_mode_ad_raises_error_naming_the_op():
+    """No forward derivative: a tangent is refused, not silently dropped."""
+    import torch.autograd.forward_ad as fwAD
+    (x, off, mask), args = random_case(N=1, H=4, W=4)
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(x, torch.randn_like(x))
+        with pytest.raises(RuntimeError, match=r'forward-mode AD.*ops_dcnv3::dcnv3.*DCNv3_pytorch'):
+            OP(dual, off, mask, *args, 64)
 
 
 @requires_compiled
@@ -148,3 +214,43 @@ def test_wrapper_errors_name_the_argument():
         DCNv3Function.apply(x, None, mask, *args, 64)
     with pytest.raises(ValueError, match='im2col_step must be > 0'):
         DCNv3Function.apply(x, off, mask, *args, -1)
+
+
+WITHOUT_EXTENSION = """
+import importlib.abc, sys
+
+
+class NotBuilt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == 'ops_dcnv3._C':
+            raise ImportError('no module named ops_dcnv3._C (this test)')
+
+
+sys.meta_path.insert(0, NotBuilt())
+import torch, ops_dcnv3
+from ops_dcnv3.functions.library import BACKWARD_SCHEMA, FORWARD_SCHEMA
+assert not ops_dcnv3.compiled_available(), ops_dcnv3.__file__
+op, backward = torch.ops.ops_dcnv3.dcnv3, torch.ops.ops_dcnv3.dcnv3_backward
+assert str(op.default._schema) == 'ops_dcnv3::dcnv3' + FORWARD_SCHEMA
+assert str(backward.default._schema) == 'ops_dcnv3::dcnv3_backward' + BACKWARD_SCHEMA
+args = (3, 3, 1, 1, 1, 1, 1, 1, 2, 4, 1.0, 64)
+x, off, mask = (torch.empty(1, 5, 4, c, device='meta') for c in (8, 36, 18))
+out = op(x, off, mask, *args)
+assert out.shape == (1, 5, 4, 8) and out.device.type == 'meta'
+try:
+    op(*(torch.zeros(t.shape) for t in (x, off, mask)), *args)
+except RuntimeError as exc:
+    assert 'the compiled op is not built' in str(exc), exc
+else:
+    raise AssertionError('no error')
+print('ok')
+"""
+
+
+def test_without_the_extension_the_operators_trace_and_say_not_built():
+    """The package where its compiled extension does not import: the same
+    schemas, the fake kernels (tracing, ONNX export), and a clear error
+    from the CPU kernel."""
+    proc = subprocess.run([sys.executable, '-c', WITHOUT_EXTENSION], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == 'ok', proc.stderr[-3000:]

@@ -80,18 +80,22 @@ class DCNv3BackwardFunction
   }
 };
 
-// Whether a call has anything for autograd to record: a tensor that needs a
-// gradient (with grad mode on) or one with a forward-mode tangent (which
-// the Function then refuses).
-bool needs_autograd(std::initializer_list<const at::Tensor*> tensors) {
+// Whether a call has a graph for autograd to record: grad mode is on and a
+// tensor needs a gradient. Forward-mode AD (a tensor with a tangent) is
+// refused: the op has no forward derivative.
+bool needs_autograd(const char* op,
+                    std::initializer_list<const at::Tensor*> tensors) {
   const bool grad_mode = at::GradMode::is_enabled();
+  bool needed = false;
   for (const at::Tensor* t : tensors) {
-    if (t->defined() &&
-        ((grad_mode && t->requires_grad()) || t->_fw_grad(/*level=*/0).defined())) {
-      return true;
-    }
+    if (!t->defined()) continue;
+    TORCH_CHECK(!t->_fw_grad(/*level=*/0).defined(), "DCNv3: forward-mode AD "
+                "(a tensor with a tangent, torch.func.jvp) is not supported by "
+                "the compiled op ", op, "; use the pure-PyTorch path "
+                "(core_op='DCNv3_pytorch', dcnv3_core_pytorch)");
+    needed = needed || (grad_mode && t->requires_grad());
   }
-  return false;
+  return needed;
 }
 
 at::Tensor dcnv3_autograd(const at::Tensor& input, const at::Tensor& offset,
@@ -100,7 +104,7 @@ at::Tensor dcnv3_autograd(const at::Tensor& input, const at::Tensor& offset,
                           int64_t dh, int64_t dw, int64_t group,
                           int64_t group_channels, double offset_scale,
                           int64_t im2col_step) {
-  if (!needs_autograd({&input, &offset, &mask})) {
+  if (!needs_autograd("ops_dcnv3::dcnv3", {&input, &offset, &mask})) {
     // No graph to record (no_grad, inference, or no input needs a gradient):
     // straight to the backend kernel.
     at::AutoDispatchBelowADInplaceOrView guard;
@@ -118,7 +122,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dcnv3_backward_autograd(
     int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
     int64_t group, int64_t group_channels, double offset_scale,
     int64_t im2col_step) {
-  if (!needs_autograd({&grad_output, &input, &offset, &mask})) {
+  if (!needs_autograd("ops_dcnv3::dcnv3_backward",
+                      {&grad_output, &input, &offset, &mask})) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return ops::dcnv3_backward(grad_output, input, offset, mask, kh, kw, sh, sw,
                                ph, pw, dh, dw, group, group_channels,
