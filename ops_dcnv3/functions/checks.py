@@ -1,7 +1,11 @@
-"""Argument checks shared by the compiled op and the pure-PyTorch path.
+"""Argument checks of the pure-PyTorch path and the operator's fake kernels.
 
-Both paths call :func:`check_args` before touching the data, so that bad
-input gets the same error, naming the argument, from either of them.
+The pure-PyTorch path and the fake (meta) kernels of
+``torch.ops.ops_dcnv3.dcnv3`` call :func:`check_args` before touching the
+data; the operator's C++ kernels run the same checks with the same messages
+(``ops_dcnv3/src/dcnv3_checks.cpp``), and ``DCNv3Function.apply`` uses these
+for what only Python sees (argument types). So bad input gets the same
+error, naming the argument, from every path (``tests/ops_dcnv3/test_errors.py``).
 """
 import math
 import numbers
