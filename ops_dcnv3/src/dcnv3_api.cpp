@@ -7,6 +7,7 @@
 
 namespace dcnv3 {
 
+#ifndef WITH_CUDA
 namespace {
 
 [[noreturn]] void no_cuda() {
@@ -15,6 +16,7 @@ namespace {
 }
 
 }  // namespace
+#endif
 
 at::Tensor forward(const at::Tensor& input, const at::Tensor& offset,
                    const at::Tensor& mask, const Geometry& g) {
