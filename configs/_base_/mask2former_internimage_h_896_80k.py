@@ -27,19 +27,13 @@ backbone blocks; same results) trades compute for memory when the GPUs run
 out of it (``--cfg-options model.backbone.with_cp=True``).
 """
 _base_ = [
-    'mmseg::_base_/default_runtime.py',
+    './seg_runtime.py',
     'mmseg::_base_/schedules/schedule_80k.py',
 ]
-# `projects.internimage.compat` applies the fixes for the released OpenMMLab
-# stack on current PyTorch (checkpoint loading) and setuptools.
-custom_imports = dict(
-    imports=['projects.internimage', 'projects.internimage.compat'],
-    allow_failed_imports=False)
-# Exact resume: every rank's generator states go into the checkpoints.
-# (No StrictLoadRunner here: the ADE20K stage starts from the COCO-Stuff
-# checkpoint, whose 172-class classifier is skipped on load, as in the
-# reference.)
-custom_hooks = [dict(type='RNGStateHook')]
+# mmengine's Runner, not seg_runtime.py's StrictLoadRunner: the ADE20K stage
+# starts from the COCO-Stuff checkpoint, whose 172-class classifier must be
+# skipped on load (as in the reference), which a strict runner refuses.
+runner_type = 'Runner'
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
               'internimage_h_jointto22k_384.pth')

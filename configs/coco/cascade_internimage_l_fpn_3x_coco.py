@@ -22,7 +22,7 @@ optim_wrapper = dict(
 # The reference's ExpMomentumEMAHook(momentum=1e-4): every iteration
 # ema = (1 - m) * ema + m * param (buffers too) with
 # m = (1 - 1e-4) * exp(-(1 + step) / 2000) + 1e-4; validation and the saved
-# `state_dict` use the EMA weights.
+# `state_dict` use the EMA weights. The runtime's hooks (RNGStateHook) follow.
 custom_hooks = [
     dict(
         type='EMAHook',
@@ -31,5 +31,4 @@ custom_hooks = [
         gamma=2000,
         update_buffers=True,
         priority=49),
-    dict(type='RNGStateHook'),
-]
+] + _base_.custom_hooks
