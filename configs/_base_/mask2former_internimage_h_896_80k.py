@@ -15,12 +15,7 @@ mask embeddings in layer 0, as in the reference); poly (power 1) decay to 0
 after a 1500-iteration linear warm-up from 1e-6 x lr. The leaf configs set
 the data set, the number of classes, the lr and the gradient clipping.
 
-Size: 1.3135B parameters (published 1.31B). FLOPs at 896x896: published
-4635G; ``tools/get_flops.py --shape 896 896`` counts 4881G, of which 126G
-are the transformer decoder's multi-head attentions (projections of the
-memory and the attention products) and 103G the einsums of the ten mask
-predictions, which the published (module-hook) counter did not see; without
-them 4653G.
+Size and FLOPs, published and counted here: docs/model_zoo.md.
 
 Memory: ``model.backbone.with_cp=True`` (activation checkpointing of the
 backbone blocks; same results) trades compute for memory when the GPUs run

@@ -1,7 +1,6 @@
 """UperNet + InternImage-T, 512x512 crops, 160k iterations on ADE20K.
 
-mIoU 47.9 (single scale) / 48.1 (multi-scale + flip), 59M parameters,
-944 GFLOPs (512x2048).
+Published results, sizes and checkpoints of every config: configs/metafile.yml.
 """
 _base_ = [
     'mmseg::_base_/models/upernet_r50.py',

@@ -1,7 +1,6 @@
 """Cascade Mask R-CNN + InternImage-L, FPN, 3x schedule on COCO.
 
 Trained on 32 GPUs x 2 images with an EMA of the weights.
-Box / mask mAP 56.1 / 48.5, 277M parameters, 1399 GFLOPs (1280x800).
 """
 _base_ = [
     './cascade_internimage_l_fpn_1x_coco.py',

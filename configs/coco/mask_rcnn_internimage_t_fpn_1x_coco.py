@@ -1,6 +1,6 @@
 """Mask R-CNN + InternImage-T, FPN, 1x schedule (12 epochs) on COCO.
 
-Box / mask mAP 47.2 / 42.5, 49M parameters, 270 GFLOPs (1280x800).
+Published results, sizes and checkpoints of every config: configs/metafile.yml.
 """
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
