@@ -14,30 +14,20 @@ Importing this package patches nothing; importing
 OpenMMLab stack on current PyTorch and setuptools (see README.md).
 """
 from . import engine  # noqa: F401  (registers RNGStateHook and the local_atomic backend)
-from .arch_settings import ARCH_SETTINGS, get_arch
-from .backbone import InternImage
 from .checkpoint import load_pretrained
 from .cpu_amp import CPUAmpOptimWrapper
 from .cpu_ddp import CPUDistributedDataParallel
 from .flops import register_dcnv3_flop_handle
 from .layer_decay import InternImageLayerDecayOptimizerConstructor
-from .model_checks import check_neck_in_channels
-from .registry import register_backbone
+from .models import ARCH_SETTINGS, InternImage, check_neck_in_channels, get_arch
 from .strict_load import StrictLoadRunner
 
-register_backbone()
 # mmengine's FLOP counter (mmdet/mmseg get_flops.py) counts ops_dcnv3::dcnv3
 register_dcnv3_flop_handle()
 
-try:  # the DINO head needs mmdet (segmentation-only installs have none)
-    from .dino_head import InternImageDINOHead  # noqa: F401  (registers it)
-except ModuleNotFoundError as exc:
-    if exc.name != 'mmdet':  # installed but broken: say so
-        raise
-
 __all__ = [
     'InternImage', 'InternImageLayerDecayOptimizerConstructor', 'ARCH_SETTINGS',
-    'get_arch', 'load_pretrained', 'register_backbone', 'check_neck_in_channels',
+    'get_arch', 'load_pretrained', 'check_neck_in_channels',
     'StrictLoadRunner', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel',
     'register_dcnv3_flop_handle'
 ]

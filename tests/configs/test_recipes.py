@@ -8,7 +8,7 @@ import pytest
 from tests.helpers import REPO_ROOT
 
 from projects.internimage import InternImage, get_arch
-from projects.internimage.arch_settings import ARCH_KEYS, resolve_arch
+from projects.internimage.models.arch_settings import ARCH_KEYS, resolve_arch
 
 HF = 'https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
 

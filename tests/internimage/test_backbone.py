@@ -7,7 +7,7 @@ from torch import nn
 
 from tests.helpers import TINY, compiled_state, core_op_params
 from projects.internimage import InternImage
-from projects.internimage.backbone import drop_path_rates
+from projects.internimage.models.backbone import drop_path_rates
 
 
 def tiny(**kwargs) -> InternImage:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from projects.internimage import ARCH_SETTINGS, InternImage, get_arch
-from projects.internimage.arch_settings import resolve_arch
+from projects.internimage.models.arch_settings import resolve_arch
 
 EXPECTED = {
     't': 28_769_520,

@@ -79,7 +79,7 @@ def test_published_size_and_head(path, load):
 def test_head_widths_checked(load):
     """The head takes all four stages: other widths are refused before the
     model is built."""
-    from projects.internimage.model_checks import check_neck_in_channels
+    from projects.internimage.models.model_checks import check_neck_in_channels
     cfg = load(ADE_SS)
     check_neck_in_channels(cfg.model)
     cfg.model.decode_head.in_channels = [64, 128, 256, 512]

@@ -30,6 +30,13 @@ DEFAULT_ARCH: Dict[str, Any] = dict(
 #: The arguments a variant (or an ``arch`` dict) may set.
 ARCH_KEYS = REQUIRED_ARCH_KEYS + tuple(DEFAULT_ARCH)
 
+#: The architecture arguments the backbone splits per stage (a width, a
+#: depth and groups each, a slice of the drop-path rates, the stage-2 norms).
+PER_STAGE_KEYS = ('channels', 'depths', 'groups', 'drop_path_rate', 'level2_post_norm',
+                  'level2_post_norm_block_ids')
+#: The others, which every stage (``InternImageStage``) takes as they are.
+STAGE_KEYS = tuple(k for k in ARCH_KEYS if k not in PER_STAGE_KEYS)
+
 ARCH_SETTINGS: Dict[str, Dict[str, Any]] = {
     't': dict(channels=64, depths=[4, 4, 18, 4], groups=[4, 8, 16, 32],
               mlp_ratio=4., drop_path_rate=0.2, norm_layer='LN',

@@ -57,9 +57,6 @@ class InternImageBlock(nn.Module):
                  with_cp: bool = False, dw_kernel_size: Optional[int] = None,
                  res_post_norm: bool = False, center_feature_scale: bool = False) -> None:
         super().__init__()
-        self.channels = channels
-        self.groups = groups
-        self.mlp_ratio = mlp_ratio
         self.with_cp = with_cp
         self.post_norm = post_norm
         self.res_post_norm = res_post_norm
@@ -150,9 +147,6 @@ class InternImageStage(nn.Module):
                  res_post_norm: bool = False, center_feature_scale: bool = False) -> None:
         super().__init__()
         self.channels = channels
-        self.depth = depth
-        self.post_norm = post_norm
-        self.center_feature_scale = center_feature_scale
         rates = (list(drop_path) if isinstance(drop_path, (list, tuple))
                  else [drop_path] * depth)
         if len(rates) != depth:

@@ -1,5 +1,6 @@
 """The InternImage backbone as an mmengine ``BaseModule``, registered as
-``InternImage`` for mmdet and mmseg (structure: docs/model_zoo.md).
+``InternImage`` in mmengine's root ``MODELS`` registry, which the mmdet and
+mmseg registries search too (structure: docs/model_zoo.md).
 
 Module names equal the reference's, so its checkpoints load with
 ``strict=True`` (``patch_embed``, ``levels.i.blocks.j``, ``levels.i.norm``,
@@ -12,11 +13,12 @@ import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import initialize
+from mmengine.registry import MODELS
 from torch import nn
 
-from .arch_settings import ARCH_SETTINGS, resolve_arch
+from ..checkpoint import load_pretrained
+from .arch_settings import ARCH_KEYS, ARCH_SETTINGS, STAGE_KEYS, resolve_arch
 from .blocks import InternImageStage
-from .checkpoint import load_pretrained
 from .layers import StemLayer, get_dcn_class
 
 InitCfg = Union[dict, List[dict], None]
@@ -94,6 +96,7 @@ def check_arch_settings(settings: Dict[str, Any]) -> None:
                              f'groups={groups}')
 
 
+@MODELS.register_module()
 class InternImage(BaseModule):
     """InternImage backbone: a stride-4 stem and four stages of DCNv3 blocks.
 
@@ -110,7 +113,9 @@ class InternImage(BaseModule):
     the reference's long form ``InternImage(channels=..., depths=...,
     groups=..., ...)`` works unchanged (the reference's own defaults, 64
     channels with groups 3-6-12-24, build no model).
-    The resolved arguments are kept in :attr:`settings`.
+    The resolved arguments are kept in :attr:`settings`; of them, only
+    ``channels``, ``depths``, ``num_levels`` and ``num_features`` (the last
+    stage's width) are attributes too, because the reference model has them.
 
     Args:
         arch: variant name ('t', 's', 'b', 'l', 'xl', 'h', 'g', any case), a
@@ -195,6 +200,7 @@ class InternImage(BaseModule):
                  use_clip_projector: bool = False,
                  remove_center: bool = False,
                  pretrained: Optional[str] = None) -> None:
+        arguments = dict(locals())  # before anything else is defined
         _check_reference_only_args(use_dcn_v4_op, use_clip_projector, remove_center)
         if pretrained is not None:
             if not isinstance(pretrained, str):
@@ -208,39 +214,21 @@ class InternImage(BaseModule):
             init_cfg = dict(type='Pretrained', checkpoint=pretrained)
         super().__init__(init_cfg=init_cfg)
 
-        given = dict(channels=channels, depths=depths, groups=groups, mlp_ratio=mlp_ratio,
-                     drop_path_rate=drop_path_rate, norm_layer=norm_layer,
-                     layer_scale=layer_scale, offset_scale=offset_scale,
-                     post_norm=post_norm, with_cp=with_cp, dw_kernel_size=dw_kernel_size,
-                     level2_post_norm=level2_post_norm,
-                     level2_post_norm_block_ids=level2_post_norm_block_ids,
-                     res_post_norm=res_post_norm,
-                     center_feature_scale=center_feature_scale)
-        arch_cfg = resolve_arch(arch, {k: v for k, v in given.items() if v is not FROM_ARCH})
-        arch_cfg['depths'] = list(arch_cfg['depths'])
-        arch_cfg['groups'] = list(arch_cfg['groups'])
-        if arch_cfg['level2_post_norm_block_ids'] is not None:
-            arch_cfg['level2_post_norm_block_ids'] = list(
-                arch_cfg['level2_post_norm_block_ids'])
+        # the architecture arguments the caller gave (the others come from arch)
+        given = {k: v for k, v in arguments.items() if k in ARCH_KEYS and v is not FROM_ARCH}
+        arch_cfg = resolve_arch(arch, given)
+        for key in ('depths', 'groups', 'level2_post_norm_block_ids'):
+            if arch_cfg[key] is not None:
+                arch_cfg[key] = list(arch_cfg[key])
         check_arch_settings(arch_cfg)
-        channels, depths, groups = arch_cfg['channels'], arch_cfg['depths'], arch_cfg['groups']
-        mlp_ratio, norm_layer = arch_cfg['mlp_ratio'], arch_cfg['norm_layer']
-        layer_scale, offset_scale = arch_cfg['layer_scale'], arch_cfg['offset_scale']
-        post_norm, with_cp = arch_cfg['post_norm'], arch_cfg['with_cp']
-        dw_kernel_size = arch_cfg['dw_kernel_size']
-        level2_post_norm = arch_cfg['level2_post_norm']
-        level2_post_norm_block_ids = arch_cfg['level2_post_norm_block_ids']
-        res_post_norm = arch_cfg['res_post_norm']
-        center_feature_scale = arch_cfg['center_feature_scale']
-        drop_path_rate = arch_cfg['drop_path_rate']
-
-        self.num_levels = len(depths)
+        depths = arch_cfg['depths']
+        num_levels = len(depths)
         out_indices = tuple(out_indices)
-        if not out_indices or any(not 0 <= i < self.num_levels for i in out_indices):
-            raise ValueError(f'out_indices must be stage indices in [0, {self.num_levels}), '
+        if not out_indices or any(not 0 <= i < num_levels for i in out_indices):
+            raise ValueError(f'out_indices must be stage indices in [0, {num_levels}), '
                              f'got {out_indices}')
-        if not -1 <= frozen_stages <= self.num_levels:
-            raise ValueError(f'frozen_stages must be in [-1, {self.num_levels}], '
+        if not -1 <= frozen_stages <= num_levels:
+            raise ValueError(f'frozen_stages must be in [-1, {num_levels}], '
                              f'got {frozen_stages}')
 
         #: The name of the variant (lower case), or None.
@@ -250,37 +238,32 @@ class InternImage(BaseModule):
             core_op=core_op, **arch_cfg, drop_rate=drop_rate,
             drop_path_type=drop_path_type, act_layer=act_layer,
             out_indices=list(out_indices), frozen_stages=frozen_stages)
-        self.core_op = core_op
-        self.dcn_cls = get_dcn_class(core_op)
-        self.channels = channels
-        self.depths = depths
-        self.groups = groups
-        self.num_features = int(channels * 2**(self.num_levels - 1))
-        self.mlp_ratio = mlp_ratio
-        self.post_norm = post_norm
-        self.layer_scale = layer_scale
-        self.offset_scale = offset_scale
-        self.with_cp = with_cp
-        self.level2_post_norm_block_ids = level2_post_norm_block_ids
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
+        self.dcn_cls = get_dcn_class(core_op)
+        # The reference model's attributes (its classification head and
+        # detection code read them); the other arguments are in `settings`.
+        self.channels: int = arch_cfg['channels']
+        self.depths: List[int] = depths
+        self.num_levels = num_levels
+        self.num_features = int(self.channels * 2**(num_levels - 1))
 
-        self.patch_embed = StemLayer(in_chans=3, out_chans=channels, act_layer=act_layer,
-                                     norm_layer=norm_layer)
+        self.patch_embed = StemLayer(in_chans=3, out_chans=self.channels, act_layer=act_layer,
+                                     norm_layer=arch_cfg['norm_layer'])
         self.pos_drop = nn.Dropout(p=drop_rate)
-        rates = drop_path_rates(drop_path_rate, sum(depths), drop_path_type)
+        rates = drop_path_rates(arch_cfg['drop_path_rate'], sum(depths), drop_path_type)
+        # the arguments every stage takes as they are; the others are split per stage
+        shared = {k: arch_cfg[k] for k in STAGE_KEYS}
         self.levels = nn.ModuleList()
-        for i in range(self.num_levels):
+        for i, depth in enumerate(depths):
             first = sum(depths[:i])
-            ids = level2_post_norm_block_ids if (level2_post_norm and i == 2) else None
+            ids = (arch_cfg['level2_post_norm_block_ids']
+                   if arch_cfg['level2_post_norm'] and i == 2 else None)
             self.levels.append(InternImageStage(
-                self.dcn_cls, channels=int(channels * 2**i), depth=depths[i],
-                groups=groups[i], downsample=i < self.num_levels - 1, mlp_ratio=mlp_ratio,
-                drop=drop_rate, drop_path=rates[first:first + depths[i]],
-                act_layer=act_layer, norm_layer=norm_layer, post_norm=post_norm,
-                offset_scale=offset_scale, layer_scale=layer_scale, with_cp=with_cp,
-                dw_kernel_size=dw_kernel_size, post_norm_block_ids=ids,
-                res_post_norm=res_post_norm, center_feature_scale=center_feature_scale))
+                self.dcn_cls, channels=self.channels * 2**i, depth=depth,
+                groups=arch_cfg['groups'][i], downsample=i < num_levels - 1, drop=drop_rate,
+                drop_path=rates[first:first + depth], act_layer=act_layer,
+                post_norm_block_ids=ids, **shared))
 
         self.init_from_scratch()
         self._freeze_stages()
