@@ -16,10 +16,10 @@ The patches and why they exist:
    so ``resume`` fails; before 2.6 it meant unpickling (running) anything.
    Both schemes are re-registered, through mmengine's own
    ``CheckpointLoader.register_scheme``, with
-   :func:`~.checkpoint_reader.load_checkpoint_file`: CRC-checked, weights
+   :func:`~.checkpoint.reader.load_checkpoint_file`: CRC-checked, weights
    only first (mmengine's meta types allowed), the full unpickler only for
    files that need it (one warning naming the file), NaN/inf weights
-   refused, reference layouts converted (:mod:`.converters`).
+   refused, reference layouts converted (:mod:`.checkpoint.converters`).
 2. **Package helpers without pkg_resources.** mmengine resolves
    ``mmdet::``/``mmseg::`` bases with ``pkg_resources``, which setuptools 81
    deprecates (a ``pkg_resources is deprecated`` warning on every lookup,
@@ -34,7 +34,7 @@ from importlib import metadata
 
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .checkpoint_reader import load_checkpoint_file, load_checkpoint_url
+from .checkpoint.reader import load_checkpoint_file, load_checkpoint_url
 
 __all__ = ['load_checkpoint_file', 'load_checkpoint_url', 'is_installed',
            'get_installed_path', 'package2module', 'apply']

@@ -97,10 +97,10 @@ def test_replacements_agree_with_pkg_resources():
 
 # Imports a submodule without running the package __init__ (an empty
 # package module stands in for it), to check the submodule alone.
-WITHOUT_PACKAGE_INIT = """
-    import sys, types, projects
+WITHOUT_PACKAGE_INIT = f"""
+    import sys, types
     pkg = types.ModuleType('projects.internimage')
-    pkg.__path__ = [projects.__path__[0] + '/internimage']
+    pkg.__path__ = [{str(REPO / 'projects' / 'internimage')!r}]
     sys.modules['projects.internimage'] = pkg
 """
 
@@ -121,9 +121,8 @@ def _patched_state_after(imports: str, prelude: str = '') -> str:
 
 
 def test_importing_project_modules_patches_nothing():
-    out = _patched_state_after('projects.internimage.checkpoint_reader, '
-                               'projects.internimage.checkpoint, projects.internimage.engine',
-                               WITHOUT_PACKAGE_INIT)
+    out = _patched_state_after('projects.internimage.checkpoint, projects.internimage.models, '
+                               'projects.internimage.engine', WITHOUT_PACKAGE_INIT)
     assert 'loader mmengine.runner.checkpoint' in out
     assert 'is_installed mmengine.utils.package_utils' in out
 
@@ -136,7 +135,7 @@ def test_importing_the_package_patches_nothing():
 
 def test_importing_compat_applies_the_patches():
     out = _patched_state_after('projects.internimage.compat')
-    assert 'loader projects.internimage.checkpoint_reader' in out
+    assert 'loader projects.internimage.checkpoint.reader' in out
     assert 'is_installed projects.internimage.compat' in out
 
 

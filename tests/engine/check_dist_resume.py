@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     dist_train(first_cfg, args.gpus, split, args.cfg_options, False, args.port + 1)
     dist_train(whole_cfg, args.gpus, split, args.cfg_options, True, args.port + 2)
 
-    from projects.internimage.checkpoint_reader import read_checkpoint
+    from projects.internimage.checkpoint.reader import read_checkpoint
     a = read_checkpoint(osp.join(whole, 'epoch_2.pth'))
     b = read_checkpoint(osp.join(split, 'epoch_2.pth'))
     dw = max_diff(a['state_dict'], b['state_dict'])

@@ -121,7 +121,7 @@ def test_without_the_hook_the_resumed_run_differs(tmp_path):
 
 
 def test_checkpoint_holds_every_rank_state_and_loads_weights_only(tmp_path):
-    from projects.internimage.checkpoint_reader import read_checkpoint
+    from projects.internimage.checkpoint.reader import read_checkpoint
     cfg = config(tmp_path, 'ckpt', True, rng_hook=True)
     train(cfg, stop_after=1)
     ckpt = read_checkpoint(str(tmp_path / 'epoch_1.pth'), allow_unsafe=False)
@@ -145,7 +145,7 @@ class RecordStart(Hook):
 
 
 def test_load_from_loads_weights_but_keeps_the_seeded_generators(tmp_path):
-    from projects.internimage.checkpoint_reader import read_checkpoint
+    from projects.internimage.checkpoint.reader import read_checkpoint
     cfg = config(tmp_path / 'src', 'src', True, rng_hook=True)
     train(cfg, stop_after=1)
     ckpt = tmp_path / 'src' / 'epoch_1.pth'

@@ -16,7 +16,7 @@ from mmengine.model.weight_init import initialize
 from mmengine.registry import MODELS
 from torch import nn
 
-from ..checkpoint import load_pretrained
+from ..checkpoint.pretrained import load_pretrained
 from .arch_settings import ARCH_KEYS, ARCH_SETTINGS, STAGE_KEYS, resolve_arch
 from .blocks import InternImageStage
 from .layers import StemLayer, get_dcn_class

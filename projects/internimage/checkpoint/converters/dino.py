@@ -111,8 +111,9 @@ def convert_dino(state_dict: StateDict) -> Dict[str, torch.Tensor]:
     return converted
 
 
-DINO_FORMAT = register_format(
-    ReferenceFormat(name='dino', detect=is_reference_dino, convert=convert_dino))
+DINO_FORMAT = register_format(ReferenceFormat(
+    name='dino', title='DINO', signature=f"'{TRANSFORMER}*'", detect=is_reference_dino,
+    convert=convert_dino))
 
 __all__ = ['DINO_FORMAT', 'RULES', 'TRANSFORMER', 'convert_dino', 'convert_key',
            'is_reference_dino']

@@ -2,7 +2,8 @@
 unless the file needs it, refuse non-finite weights.
 
 :func:`read_checkpoint` is the one place the project turns a local file into
-a checkpoint dict. In order, it
+a checkpoint dict. It reads the file into memory once (the CRC check and the
+unpickler both work on that copy) and, in order,
 
 1. refuses a missing, empty or non-checkpoint file (text, a truncated zip
    archive) with an :class:`InvalidCheckpointError` naming the file;
@@ -23,14 +24,15 @@ a checkpoint dict. In order, it
 
 :func:`check_finite` refuses NaN/inf weights naming the key; the project's
 loaders (:func:`load_checkpoint_file`) apply it to the model weights of every
-checkpoint they read.
+checkpoint they read (found by :func:`.weights.find_weights`).
 """
+import io
 import logging
 import os
 import os.path as osp
 import pickle
 import zipfile
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import IO, Any, Callable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlparse
 
 import numpy as np
@@ -38,8 +40,10 @@ import torch
 from mmengine.dist import barrier, get_dist_info
 from mmengine.logging import HistoryBuffer, print_log
 
+from .weights import find_weights, tensors
+
 __all__ = ['InvalidCheckpointError', 'SAFE_GLOBALS', 'read_checkpoint', 'verify_crc32',
-           'check_finite', 'model_weights', 'load_checkpoint_file', 'load_checkpoint_url']
+           'check_finite', 'load_checkpoint_file', 'load_checkpoint_url']
 
 
 class InvalidCheckpointError(ValueError):
@@ -88,18 +92,21 @@ def _invalid(filename: str, reason: str, error: Optional[BaseException] = None
     return InvalidCheckpointError(f'{filename} is not a valid checkpoint: {reason}{detail}')
 
 
-def verify_crc32(filename: str) -> None:
+def verify_crc32(archive_file: Union[str, IO[bytes]], filename: Optional[str] = None) -> None:
     """Check the CRC-32 of every record of a ``torch.save`` zip archive.
 
     Args:
-        filename: Path of a zip-format checkpoint.
+        archive_file: Path of a zip-format checkpoint, or the file's bytes
+            as a binary file object.
+        filename: Named in the error (default: ``archive_file``, a path).
 
     Raises:
         InvalidCheckpointError: a record fails its check, or the archive
             cannot be read.
     """
+    filename = str(archive_file) if filename is None else filename
     try:
-        with zipfile.ZipFile(filename) as archive:
+        with zipfile.ZipFile(archive_file) as archive:
             infos = archive.infolist()
             if all(i.CRC == 0 for i in infos if i.file_size > 0):
                 return  # written without CRCs (set_crc32_options(False))
@@ -111,10 +118,10 @@ def verify_crc32(filename: str) -> None:
                        'damaged: flipped or overwritten bytes)')
 
 
-def _unsafe_globals(filename: str) -> List[str]:
+def _unsafe_globals(data: bytes) -> List[str]:
     """Globals of a zip checkpoint that even :data:`SAFE_GLOBALS` does not allow."""
     with torch.serialization.safe_globals(SAFE_GLOBALS):
-        return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(filename))
+        return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data)))
 
 
 def read_checkpoint(filename: str, map_location: Any = None, allow_unsafe: bool = True
@@ -139,25 +146,26 @@ def read_checkpoint(filename: str, map_location: Any = None, allow_unsafe: bool 
     filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    if os.path.getsize(filename) == 0:
-        raise _invalid(filename, 'the file is empty')
     with open(filename, 'rb') as f:
-        head = f.read(4)
+        data = f.read()  # the one read of the file
+    if not data:
+        raise _invalid(filename, 'the file is empty')
+    head = data[:4]
     is_zip = head.startswith(b'PK\x03\x04')
     if is_zip:
-        verify_crc32(filename)
+        verify_crc32(io.BytesIO(data), filename)
     elif not head.startswith(b'\x80'):
         # Neither torch's zip format nor its legacy (pickle) format.
         raise _invalid(filename, f'it starts with {head!r}, neither a zip archive nor a '
                        'pickle (a text or other file?)')
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(filename, map_location=map_location, weights_only=True)
+            return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         weights_only_error = e
     except Exception as e:  # torch raises RuntimeError, EOFError, KeyError, ...
         raise _invalid(filename, 'torch cannot read it', e) from e
-    unsafe = _find_unsafe(filename, is_zip, weights_only_error)
+    unsafe = _find_unsafe(data, is_zip, weights_only_error)
     if not unsafe:
         raise _invalid(filename, 'its pickle is damaged', weights_only_error) \
             from weights_only_error
@@ -169,12 +177,12 @@ def read_checkpoint(filename: str, map_location: Any = None, allow_unsafe: bool 
               'from the file; load only files you trust', logger='current',
               level=logging.WARNING)
     try:
-        return torch.load(filename, map_location=map_location, weights_only=False)
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
     except Exception as e:
         raise _invalid(filename, 'torch cannot read it', e) from e
 
 
-def _find_unsafe(filename: str, is_zip: bool, error: Exception) -> List[str]:
+def _find_unsafe(data: bytes, is_zip: bool, error: Exception) -> List[str]:
     """Why a weights-only load failed: the disallowed globals ([] = damage)."""
     text = str(error)
     found = []
@@ -182,7 +190,7 @@ def _find_unsafe(filename: str, is_zip: bool, error: Exception) -> List[str]:
         found.append('builtins.getattr(' + text.split('getattr(', 1)[1].split(')', 1)[0] + ')')
     if is_zip:
         try:
-            found += _unsafe_globals(filename)
+            found += _unsafe_globals(data)
         except Exception:
             pass
     else:  # legacy (non-zip) format: only the error message tells
@@ -190,20 +198,6 @@ def _find_unsafe(filename: str, is_zip: bool, error: Exception) -> List[str]:
         if marker in text:
             found.append(text.split(marker, 1)[1].split()[0])
     return found
-
-
-def model_weights(checkpoint: Any) -> Dict[str, torch.Tensor]:
-    """The tensors of a checkpoint's model weights: under ``model``
-    (classification checkpoints), else ``state_dict`` (mmengine's), else the
-    top level (non-tensor entries skipped; not a dict: none)."""
-    if not isinstance(checkpoint, Mapping):
-        return {}
-    weights = checkpoint
-    for key in ('model', 'state_dict'):
-        if isinstance(checkpoint.get(key), Mapping):
-            weights = checkpoint[key]
-            break
-    return {k: v for k, v in weights.items() if isinstance(v, torch.Tensor)}
 
 
 def check_finite(weights: Mapping[str, torch.Tensor], filename: str = '<checkpoint>') -> None:
@@ -233,8 +227,9 @@ def check_finite(weights: Mapping[str, torch.Tensor], filename: str = '<checkpoi
 def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
     """The project's loader of local checkpoint files (``load_from``,
     ``resume``, ``init_cfg`` Pretrained, ``tools/test.py CONFIG CKPT``):
-    :func:`read_checkpoint`, then :func:`check_finite` on the model weights,
-    then the reference-format conversion of :mod:`.converters`.
+    :func:`read_checkpoint`, then :func:`check_finite` on the model weights
+    (:func:`.weights.find_weights`), then the reference-format conversion of
+    :mod:`.converters`.
 
     Args:
         filename: Path of the file.
@@ -243,7 +238,8 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
     from .converters import convert_checkpoint
     filename = osp.expanduser(str(filename))
     checkpoint = read_checkpoint(filename, map_location=map_location)
-    check_finite(model_weights(checkpoint), filename)
+    if isinstance(checkpoint, Mapping):
+        check_finite(tensors(find_weights(checkpoint)[1]), filename)
     return convert_checkpoint(checkpoint, filename)
 
 

@@ -6,15 +6,16 @@ name.replace('.', '_')``, and swaps them with the weights before each
 evaluation and checkpoint. A checkpoint written this way therefore holds
 the averaged weights under the usual names (what the published numbers
 were measured with) and the raw training weights under the ``ema_*``
-names. Conversion drops the ``ema_*`` copies; the rest loads strictly.
-An ``ema_*`` key that does not shadow another key of the file is kept, so
-a strict load still reports it.
+names. :func:`drop_ema_copies` drops the ``ema_*`` copies (the
+checkpoint loaders do so before detecting a reference layout); the rest
+loads strictly. An ``ema_*`` key that does not shadow another key of the
+file is kept, so a strict load still reports it.
 """
-from typing import Dict, List
+from typing import Dict, List, Mapping
 
 import torch
 
-from . import ReferenceFormat, StateDict, register_format
+StateDict = Mapping[str, torch.Tensor]
 
 PREFIX = 'ema_'
 
@@ -24,11 +25,6 @@ def ema_copies(state_dict: StateDict) -> List[str]:
     key (``'ema_' + key.replace('.', '_')``)."""
     names = {PREFIX + key.replace('.', '_') for key in state_dict if not key.startswith(PREFIX)}
     return [key for key in state_dict if key in names]
-
-
-def has_ema_copies(state_dict: StateDict) -> bool:
-    """Whether ``state_dict`` holds mmdet 2.x EMA copies (keys only)."""
-    return bool(ema_copies(state_dict))
 
 
 def drop_ema_copies(state_dict: StateDict) -> Dict[str, torch.Tensor]:
@@ -41,7 +37,4 @@ def drop_ema_copies(state_dict: StateDict) -> Dict[str, torch.Tensor]:
     return {key: value for key, value in state_dict.items() if key not in drop}
 
 
-MMDET2_EMA_FORMAT = register_format(
-    ReferenceFormat(name='mmdet 2.x EMA', detect=has_ema_copies, convert=drop_ema_copies))
-
-__all__ = ['MMDET2_EMA_FORMAT', 'drop_ema_copies', 'ema_copies', 'has_ema_copies']
+__all__ = ['drop_ema_copies', 'ema_copies']

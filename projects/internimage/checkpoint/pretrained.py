@@ -1,11 +1,12 @@
 """Loading published InternImage checkpoints into the backbone.
 
-Handles the layouts the model zoo uses: weights under ``model``
-(classification), under ``state_dict`` with a ``backbone.`` prefix
-(detection/segmentation, mmdet 2.x / mmseg 0.x) or at the top level, with or
-without a DDP ``module.`` prefix (other prefixes: ``init_cfg`` ``prefix``).
-Files are read by :func:`.checkpoint_reader.load_checkpoint_file` (damaged
-files, NaN/inf weights and code-running pickles handled there).
+Handles the layouts the model zoo uses (found by
+:func:`.weights.find_weights`): weights under ``state_dict`` with a
+``backbone.`` prefix (detection/segmentation, mmdet 2.x / mmseg 0.x), under
+``model`` (classification) or at the top level, with or without a DDP
+``module.`` prefix (other prefixes: ``init_cfg`` ``prefix``). Files are read
+by :func:`.reader.load_checkpoint_file` (damaged files, NaN/inf weights and
+code-running pickles handled there).
 
 Shapes are checked before anything is loaded. Then every backbone key must
 load, except the expected ones: classifier keys of a classification
@@ -26,21 +27,14 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
 
-from .checkpoint_reader import load_checkpoint_file, load_checkpoint_url, model_weights
+from .reader import load_checkpoint_file, load_checkpoint_url
+from .weights import compare_keys, find_weights, first_of, tensors
 
 #: Key prefixes of classification-only parts, ignored when found in a checkpoint.
 CLASSIFIER_PREFIXES = ('conv_head.', 'head.', 'clip_projector.', 'fc_norm.')
 #: Key suffixes that may be missing (checkpoints trained without layer scale);
 #: they keep their initial value ``layer_scale``.
 LAYER_SCALE_SUFFIXES = ('.gamma1', '.gamma2')
-
-
-def extract_weights(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
-    """The weights of a checkpoint (:func:`.checkpoint_reader.model_weights`);
-    a checkpoint that is not a dict is a TypeError."""
-    if not isinstance(checkpoint, Mapping):
-        raise TypeError(f'a checkpoint must be a dict, got {type(checkpoint).__name__}')
-    return model_weights(checkpoint)
 
 
 def _strip(key: str, prefix: str) -> str:
@@ -64,14 +58,11 @@ def strip_prefixes(weights: Mapping[str, torch.Tensor],
 def check_shapes(weights: Mapping[str, torch.Tensor],
                  model_state: Mapping[str, torch.Tensor]) -> None:
     """Raise ValueError naming every key whose shape differs from the model's."""
-    bad = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_state[k].shape)}'
-           for k, v in weights.items()
-           if k in model_state and tuple(v.shape) != tuple(model_state[k].shape)]
+    bad = compare_keys(weights, model_state).shapes
     if bad:
-        more = f'; ... and {len(bad) - 8} more' if len(bad) > 8 else ''
         raise ValueError(f'checkpoint does not fit the model ({len(bad)} tensor(s) of a '
-                         'different shape; wrong variant or width?): ' + '; '.join(bad[:8])
-                         + more)
+                         'different shape; wrong variant or width?): '
+                         + first_of(bad, shown=8, sep='; '))
 
 
 def summarize_keys(keys: Iterable[str]) -> str:
@@ -136,10 +127,6 @@ def guess_prefix(checkpoint_keys: Iterable[str], model_keys: Iterable[str]) -> O
     return max(counts, key=counts.get) if counts else None
 
 
-def _first(keys: List[str], n: int = 5) -> str:
-    return ', '.join(keys[:n]) + (f', ... ({len(keys) - n} more)' if len(keys) > n else '')
-
-
 def check_match(filename: str, checkpoint: object, weights: Mapping[str, torch.Tensor],
                 model_keys: List[str], missing: List[str], unexpected: List[str],
                 checkpoint_has_layer_scale: bool) -> None:
@@ -153,13 +140,13 @@ def check_match(filename: str, checkpoint: object, weights: Mapping[str, torch.T
     matched = len(model_keys) - len(missing)
     text = (f'InternImage: the checkpoint {filename} does not fit the backbone: '
             f'{matched} of its {len(model_keys)} tensors matched a checkpoint key; '
-            f'{len(other_missing)} missing, first: {_first(other_missing)}')
+            f'{len(other_missing)} missing, first: {first_of(other_missing)}')
     if other_unexpected:
-        text += f'; {len(other_unexpected)} unexpected, first: {_first(other_unexpected)}'
+        text += f'; {len(other_unexpected)} unexpected, first: {first_of(other_unexpected)}'
     if not weights:
         top = list(checkpoint) if isinstance(checkpoint, Mapping) else []
-        text += (f'; no tensors found under model/state_dict/the top level (top-level keys: '
-                 f'{_first([str(k) for k in top])})')
+        text += (f'; no tensors found under state_dict/model/the top level (top-level keys: '
+                 f'{first_of([str(k) for k in top])})')
     prefix = guess_prefix(weights, model_keys)
     if prefix:
         text += f"; its keys look prefixed with {prefix!r}: try init_cfg prefix='{prefix}'"
@@ -170,7 +157,7 @@ def check_match(filename: str, checkpoint: object, weights: Mapping[str, torch.T
 
 def read_pretrained(filename: str, map_location: str = 'cpu') -> object:
     """A checkpoint from a local path or an http(s) URL (read by
-    :mod:`.checkpoint_reader`), or any other scheme mmengine's
+    :mod:`.reader`), or any other scheme mmengine's
     ``CheckpointLoader`` knows (``open-mmlab://``, ``torchvision://``...)."""
     name = str(filename)
     if name.startswith(('http://', 'https://')):
@@ -200,12 +187,11 @@ def load_pretrained(model: nn.Module, filename: str, map_location: str = 'cpu',
         ``(missing_keys, unexpected_keys)``.
     """
     checkpoint = read_pretrained(filename, map_location=map_location)
-    weights = strip_prefixes(extract_weights(checkpoint), prefix)
+    weights = strip_prefixes(tensors(find_weights(checkpoint)[1]), prefix)
     model_state = model.state_dict()
     check_shapes(weights, model_state)
     model_keys = list(model_state)
-    missing = [k for k in model_keys if k not in weights]
-    unexpected = [k for k in weights if k not in model_state]
+    _, unexpected, missing = compare_keys(weights, model_state)
     has_layer_scale = any(k.endswith(LAYER_SCALE_SUFFIXES) for k in weights)
     if strict:
         check_match(filename, checkpoint, weights, model_keys, missing, unexpected,

@@ -9,8 +9,8 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-import projects.internimage.checkpoint_reader as reader
-from projects.internimage.checkpoint_reader import (InvalidCheckpointError,
+import projects.internimage.checkpoint.reader as reader
+from projects.internimage.checkpoint.reader import (InvalidCheckpointError,
                                                     load_checkpoint_file, read_checkpoint)
 
 
@@ -217,7 +217,7 @@ def test_url_checkpoints_are_downloaded_and_read_the_same_way(tmp_path):
     import threading
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    from projects.internimage.checkpoint_reader import load_checkpoint_url
+    from projects.internimage.checkpoint.reader import load_checkpoint_url
     served = tmp_path / 'served'
     served.mkdir()
     torch.save({'state_dict': weights()}, served / 'good.pth')
@@ -238,3 +238,30 @@ def test_url_checkpoints_are_downloaded_and_read_the_same_way(tmp_path):
             load_checkpoint_url(f'{url}/nan.pth', model_dir=str(tmp_path / 'cache'))
     finally:
         server.shutdown()
+
+
+def _bytes_read() -> int:
+    """What this process has read so far (Linux ``rchar``: every read call)."""
+    for line in open('/proc/self/io'):
+        if line.startswith('rchar'):
+            return int(line.split()[1])
+    raise AssertionError('/proc/self/io has no rchar line')
+
+
+@pytest.mark.parametrize('kind', ['zip', 'legacy', 'needs_full_unpickler'])
+def test_the_file_is_read_once(tmp_path, kind, logs):
+    """The CRC check, the weights-only load and (for files with other
+    objects) the full unpickler all work on one read of the file."""
+    path = tmp_path / 'big.pth'
+    big = {f'w{i}': torch.randn(256, 512, generator=torch.Generator().manual_seed(i))
+           for i in range(8)}
+    checkpoint = {'state_dict': big}
+    if kind == 'needs_full_unpickler':
+        checkpoint['config'] = Payload()
+    torch.save(checkpoint, path, _use_new_zipfile_serialization=kind != 'legacy')
+    size = path.stat().st_size
+    before = _bytes_read()
+    loaded = read_checkpoint(str(path))
+    read = _bytes_read() - before
+    assert torch.equal(loaded['state_dict']['w7'], big['w7'])
+    assert size <= read < 1.1 * size, (read, size)

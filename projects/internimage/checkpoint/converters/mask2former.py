@@ -134,7 +134,9 @@ def mmseg_to_mask2former(state_dict: StateDict) -> Dict[str, torch.Tensor]:
 
 
 MASK2FORMER = register_format(ReferenceFormat(
-    name='mask2former', detect=is_reference_mask2former, convert=mask2former_to_mmseg))
+    name='mask2former', title='Mask2Former',
+    signature="'decode_head.*.layers.N.attentions' / 'ffns'",
+    detect=is_reference_mask2former, convert=mask2former_to_mmseg))
 
 __all__ = ['RULES', 'MASK2FORMER', 'is_reference_mask2former', 'mask2former_to_mmseg',
            'mmseg_to_mask2former']

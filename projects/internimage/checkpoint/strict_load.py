@@ -11,15 +11,18 @@ rest with a warning, and the run goes on with a half-loaded model.
 against the model *before* copying anything, and raises a ``ValueError``
 naming the first mismatching keys and shapes; nothing is loaded then. A
 checkpoint that fits loads with ``strict=True``. Resuming goes through the
-same check. Reference-format checkpoints (e.g. the reference's DINO) are
-converted by the checkpoint loader before the check.
+same check. The weights are found where :func:`.weights.find_weights` finds
+them (``state_dict``, ``model``, the top level) and compared key by key and
+shape by shape with :func:`.weights.compare_keys`; reference-format
+checkpoints (e.g. the reference's DINO) are converted by the checkpoint
+loader before the check.
 
 To fine-tune on purpose from a checkpoint that fits only in part (e.g.
 another number of classes), use mmengine's plain runner:
 ``--cfg-options runner_type=Runner``.
 """
 import re
-from typing import Callable, Dict, List, Mapping, Sequence, Tuple, Union
+from typing import Callable, List, Mapping, Sequence, Tuple, Union
 
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import RUNNERS
@@ -27,18 +30,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 from torch import nn
 
-#: How many mismatching keys of each kind an error message names.
-SHOWN = 5
-
-
-def checkpoint_weights(checkpoint: Mapping) -> Mapping:
-    """The weights of a loaded checkpoint: under ``state_dict``, else the
-    top level (as mmengine reads them)."""
-    weights = checkpoint.get('state_dict', checkpoint)
-    if not isinstance(weights, Mapping):
-        raise TypeError('checkpoint weights must be a dict, got '
-                        f'{type(weights).__name__}')
-    return weights
+from .weights import compare_keys, find_weights, first_of, shape_of
 
 
 def revise(keys: Sequence[str], revise_keys: Sequence[Tuple[str, str]]) -> List[str]:
@@ -49,15 +41,6 @@ def revise(keys: Sequence[str], revise_keys: Sequence[Tuple[str, str]]) -> List[
             key = re.sub(pattern, repl, key)
         out.append(key)
     return out
-
-
-def _shape(value) -> Tuple[int, ...]:
-    return tuple(getattr(value, 'shape', ()))
-
-
-def _listing(items: List[str]) -> str:
-    more = f', ... ({len(items) - SHOWN} more)' if len(items) > SHOWN else ''
-    return ', '.join(items[:SHOWN]) + more
 
 
 def checkpoint_mismatch(model: nn.Module, weights: Mapping,
@@ -75,19 +58,18 @@ def checkpoint_mismatch(model: nn.Module, weights: Mapping,
         shapes), the first keys the model lacks and the first keys the
         checkpoint lacks, with their counts.
     """
-    own: Dict[str, object] = model.state_dict()
+    own = model.state_dict()
     theirs = dict(zip(revise(list(weights), revise_keys), weights.values()))
-    shapes = [f'{k}: checkpoint {_shape(v)} vs model {_shape(own[k])}'
-              for k, v in theirs.items() if k in own and _shape(v) != _shape(own[k])]
-    unexpected = [f'{k} {_shape(v)}' for k, v in theirs.items() if k not in own]
-    missing = [f'{k} {_shape(v)}' for k, v in own.items() if k not in theirs]
+    shapes, unexpected, missing = compare_keys(theirs, own)
     parts = []
     if shapes:
-        parts.append(f'{len(shapes)} tensor(s) of a different shape: {_listing(shapes)}')
+        parts.append(f'{len(shapes)} tensor(s) of a different shape: {first_of(shapes)}')
     if unexpected:
-        parts.append(f'{len(unexpected)} key(s) not in the model: {_listing(unexpected)}')
+        parts.append(f'{len(unexpected)} key(s) not in the model: '
+                     + first_of(f'{k} {shape_of(theirs[k])}' for k in unexpected))
     if missing:
-        parts.append(f'{len(missing)} model key(s) not in the checkpoint: {_listing(missing)}')
+        parts.append(f'{len(missing)} model key(s) not in the checkpoint: '
+                     + first_of(f'{k} {shape_of(own[k])}' for k in missing))
     return '; '.join(parts)
 
 
@@ -101,7 +83,7 @@ def check_checkpoint_fits(model: nn.Module, checkpoint: Mapping, filename: str,
         filename: Named in the error.
         revise_keys: As :func:`checkpoint_mismatch`.
     """
-    weights = checkpoint_weights(checkpoint)
+    weights = find_weights(checkpoint)[1]
     problem = checkpoint_mismatch(model, weights, revise_keys)
     if problem:
         raise ValueError(
@@ -146,12 +128,14 @@ class StrictLoadRunner(Runner):
         # before the hooks: EMAHook copies the weights into its EMA model there
         check_checkpoint_fits(unwrap(model), checkpoint, filename, revise_keys)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        checkpoint = _load_checkpoint_to_model(model, checkpoint, True, revise_keys=revise_keys)
+        # the weights that were checked (mmengine itself would read only
+        # `state_dict` or the top level)
+        weights = find_weights(checkpoint)[1]
+        _load_checkpoint_to_model(model, {'state_dict': weights}, True, revise_keys=revise_keys)
         self._has_loaded = True
-        self.logger.info(f'Load checkpoint from {filename} (all '
-                         f'{len(checkpoint_weights(checkpoint))} tensors fit the model)')
+        self.logger.info(f'Load checkpoint from {filename} (all {len(weights)} tensors fit '
+                         'the model)')
         return checkpoint
 
 
-__all__ = ['StrictLoadRunner', 'check_checkpoint_fits', 'checkpoint_mismatch',
-           'checkpoint_weights', 'unwrap']
+__all__ = ['StrictLoadRunner', 'check_checkpoint_fits', 'checkpoint_mismatch', 'unwrap']

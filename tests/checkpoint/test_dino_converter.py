@@ -1,31 +1,21 @@
 """The reference DINO checkpoint converter: the golden key map, errors,
-automatic conversion on ``load_from`` and the standalone script."""
-import importlib.util
+automatic conversion on ``load_from`` and the converter's body."""
 import logging
 
 import pytest
 import torch
 from mmengine.logging import MMLogger
 
-from projects.internimage.converters import FORMATS, convert_checkpoint, detect_format
-from projects.internimage.converters.dino import convert_dino, convert_key, is_reference_dino
-from tests.helpers import REPO_ROOT
+from projects.internimage.checkpoint.converters import (FORMATS, convert_checkpoint,
+                                                         convert_file, detect_format)
+from projects.internimage.checkpoint.converters.dino import (convert_dino, convert_key,
+                                                              is_reference_dino)
 from tests.models.golden_models import build_model, load_model_golden, port_config
-
-SCRIPT = REPO_ROOT / 'tools' / 'model_converters' / 'internimage_dino_to_mmdet.py'
 
 
 @pytest.fixture(scope='module')
 def golden():
     return load_model_golden('dino')
-
-
-@pytest.fixture(scope='module')
-def script():
-    spec = importlib.util.spec_from_file_location('internimage_dino_to_mmdet', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -81,7 +71,7 @@ def test_convert_checkpoint_keeps_meta(golden):
 def test_load_from_a_reference_file_converts_it(golden, reference_file, tmp_path):
     """The strict runner loads a reference file as it is (converted on the
     fly, then fitting the model exactly) and logs one line."""
-    from projects.internimage.strict_load import StrictLoadRunner
+    from projects.internimage.checkpoint.strict_load import StrictLoadRunner
     cfg = port_config(golden, 'DCNv3_pytorch')
     runner = StrictLoadRunner(model=cfg.model, work_dir=str(tmp_path / 'work'),
                               load_from=str(reference_file), default_scope='mmdet')
@@ -100,28 +90,27 @@ def test_load_from_a_reference_file_converts_it(golden, reference_file, tmp_path
         assert torch.equal(state[new], golden['state_dict'][old]), new
 
 
-def test_script_writes_a_strictly_loading_checkpoint(
-        script, golden, reference_file, tmp_path, capsys):
+def test_convert_file_writes_a_strictly_loading_checkpoint(golden, reference_file, tmp_path):
     out = tmp_path / 'sub' / 'dino_mmdet.pth'
-    script.main([str(reference_file), str(out)])
-    assert 'converted 260 tensors' in capsys.readouterr().out
+    assert convert_file(str(reference_file), str(out), 'dino') == 260
     converted = torch.load(out, map_location='cpu', weights_only=False)
     assert converted['meta'] == {'epoch': 12} and set(converted) == {'state_dict', 'meta'}
     model = build_model(port_config(golden, 'DCNv3_pytorch'), 'mmdet')
     model.load_state_dict(converted['state_dict'], strict=True)
 
 
-def test_script_refuses_other_checkpoints(script, golden, tmp_path):
+def test_convert_file_refuses_other_checkpoints(golden, tmp_path):
     other = tmp_path / 'mask_rcnn.pth'
     torch.save({'state_dict': load_model_golden('mask_rcnn')['state_dict']}, other)
     out = tmp_path / 'out.pth'
-    with pytest.raises(SystemExit, match='is not a reference DINO checkpoint'):
-        script.main([str(other), str(out)])
-    with pytest.raises(SystemExit, match='does not exist'):
-        script.main([str(tmp_path / 'missing.pth'), str(out)])
+    with pytest.raises(ValueError, match="is not a reference DINO checkpoint: it has no "
+                       r"'bbox_head\.transformer\.\*' keys"):
+        convert_file(str(other), str(out), 'dino')
+    with pytest.raises(FileNotFoundError, match='missing.pth can not be found'):
+        convert_file(str(tmp_path / 'missing.pth'), str(out), 'dino')
     bad = dict(golden['state_dict'])
     bad['bbox_head.transformer.pos_trans.weight'] = torch.zeros(1)
     torch.save({'state_dict': bad}, other)
-    with pytest.raises(SystemExit, match=r'bbox_head\.transformer\.pos_trans\.weight'):
-        script.main([str(other), str(out)])
+    with pytest.raises(ValueError, match=r'bbox_head\.transformer\.pos_trans\.weight'):
+        convert_file(str(other), str(out), 'dino')
     assert not out.exists()

@@ -8,7 +8,7 @@ import torch
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from projects.internimage.strict_load import StrictLoadRunner, checkpoint_mismatch
+from projects.internimage.checkpoint.strict_load import StrictLoadRunner, checkpoint_mismatch
 from tests.helpers import REPO_ROOT
 from tests.models.golden_models import load_model_golden, port_config
 
@@ -50,6 +50,19 @@ def test_fitting_checkpoint_loads(tmp_path):
     state = runner.model.state_dict()
     golden = load_model_golden('mask_rcnn')['state_dict']
     assert set(state) == set(golden)
+    assert all(torch.equal(state[k], v) for k, v in golden.items())
+
+
+def test_weights_under_model_load_as_they_are_found(tmp_path):
+    """The one rule of where weights are (``state_dict``, ``model``, the top
+    level): the runner checks and loads the same tensors (mmengine alone
+    reads only ``state_dict`` or the top level)."""
+    golden = load_model_golden('mask_rcnn')['state_dict']
+    path = tmp_path / 'under_model.pth'
+    torch.save({'model': golden, 'epoch': 12}, path)
+    runner = make_runner(tiny_cfg('mask_rcnn'), tmp_path, str(path))
+    runner.load_or_resume()
+    state = runner.model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in golden.items())
 
 
@@ -124,7 +137,7 @@ def test_tools_test_refuses_a_wrong_checkpoint(tmp_path, synthetic_data):
 def test_mmdet2_ema_checkpoint_loads_its_evaluated_weights(tmp_path):
     """A Cascade 3x reference file also holds mmdet 2.x's ``ema_*`` copies
     (the raw training weights): they are dropped, the rest loads strictly."""
-    from projects.internimage.converters.mmdet2_ema import ema_copies
+    from projects.internimage.checkpoint.converters.mmdet2_ema import ema_copies
     weights = load_model_golden('cascade')['state_dict']
     with_ema = dict(weights)
     for key, value in weights.items():

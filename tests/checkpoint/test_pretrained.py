@@ -4,10 +4,10 @@ import logging
 import pytest
 import torch
 
-import projects.internimage.checkpoint as ckpt_mod
+import projects.internimage.checkpoint.pretrained as ckpt_mod
 from tests.helpers import TINY
 from projects.internimage import InternImage
-from projects.internimage.checkpoint import strip_prefixes, summarize_keys
+from projects.internimage.checkpoint.pretrained import strip_prefixes, summarize_keys
 
 
 def tiny(**kwargs) -> InternImage:
