@@ -8,13 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT  # noqa: E402  (the repository root is on sys.path)
+from tests.helpers import REPO_ROOT, require_compiled_if_built  # noqa: E402
 
 # The tools are scripts, not a package: their helpers import as top-level
 # modules (``config_loader``, ``make_synthetic_data``), as when the tools run.
 for path in (REPO_ROOT, REPO_ROOT / 'tools'):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+
+
+@pytest.fixture
+def require_core_op():
+    """Call with a core_op name: fails if the compiled op is built but broken."""
+    return require_compiled_if_built
 
 
 @pytest.fixture(scope='session')

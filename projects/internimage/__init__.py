@@ -13,12 +13,10 @@ Importing this package patches nothing; importing
 ``projects.internimage.compat`` applies the fixes for the released
 OpenMMLab stack on current PyTorch and setuptools (see README.md).
 """
-from . import engine  # noqa: F401  (registers RNGStateHook and the local_atomic backend)
 from .checkpoint import StrictLoadRunner, load_pretrained
-from .cpu_amp import CPUAmpOptimWrapper
-from .cpu_ddp import CPUDistributedDataParallel
+from .engine import (CPUAmpOptimWrapper, CPUDistributedDataParallel,
+                     InternImageLayerDecayOptimizerConstructor)
 from .flops import register_dcnv3_flop_handle
-from .layer_decay import InternImageLayerDecayOptimizerConstructor
 from .models import ARCH_SETTINGS, InternImage, check_neck_in_channels, get_arch
 
 # mmengine's FLOP counter (mmdet/mmseg get_flops.py) counts ops_dcnv3::dcnv3

@@ -58,7 +58,7 @@ def test_cpu_ddp_wrapper_registered_by_the_package():
     from mmdet.registry import MODEL_WRAPPERS as DET_WRAPPERS
     from mmengine.registry import MODEL_WRAPPERS
     from mmseg.registry import MODEL_WRAPPERS as SEG_WRAPPERS
-    from projects.internimage.cpu_ddp import CPUDistributedDataParallel
+    from projects.internimage.engine.cpu_ddp import CPUDistributedDataParallel
     assert pkg.CPUDistributedDataParallel is CPUDistributedDataParallel
     assert MODEL_WRAPPERS.get(
         'CPUDistributedDataParallel') is CPUDistributedDataParallel

@@ -2,7 +2,7 @@
 "CustomLayerDecayOptimizerConstructor").
 
 The layer id of each parameter comes from the model's backbone
-(:meth:`InternImage.get_layer_depth <.backbone.InternImage.get_layer_depth>`),
+(:meth:`InternImage.get_layer_depth <..models.backbone.InternImage.get_layer_depth>`),
 as in mmpretrain's ``LearningRateDecayOptimWrapperConstructor``. Usage in a
 config::
 

@@ -11,7 +11,7 @@ from mmengine.optim.scheduler import LinearLR, MultiStepLR, PolyLR
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch import nn
 
-import projects.internimage.layer_decay as ld_mod
+import projects.internimage.engine.layer_decay as ld_mod
 from projects.internimage import InternImage, InternImageLayerDecayOptimizerConstructor
 from tests.helpers import REPO_ROOT
 

@@ -1,5 +1,5 @@
 """bfloat16 autocast on the CPU: CPUAmpOptimWrapper, autocast_modules and
-CPUAutocastHook (projects/internimage/cpu_amp.py)."""
+CPUAutocastHook (projects/internimage/engine/cpu_amp.py)."""
 from types import SimpleNamespace
 
 import pytest
@@ -32,14 +32,14 @@ def test_registered():
     from mmdet.registry import OPTIM_WRAPPERS as DET_WRAPPERS
     from mmseg.registry import HOOKS as SEG_HOOKS
     from mmseg.registry import OPTIM_WRAPPERS as SEG_WRAPPERS
-    from projects.internimage.cpu_amp import CPUAmpOptimWrapper, CPUAutocastHook
+    from projects.internimage.engine.cpu_amp import CPUAmpOptimWrapper, CPUAutocastHook
     for wrappers, hooks in ((DET_WRAPPERS, DET_HOOKS), (SEG_WRAPPERS, SEG_HOOKS)):
         assert wrappers.get('CPUAmpOptimWrapper') is CPUAmpOptimWrapper
         assert hooks.get('CPUAutocastHook') is CPUAutocastHook
 
 
 def test_whole_model_autocast_then_float32_update():
-    from projects.internimage.cpu_amp import CPUAmpOptimWrapper
+    from projects.internimage.engine.cpu_amp import CPUAmpOptimWrapper
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(64, 2))
     before = [p.detach().clone() for p in model.parameters()]
@@ -55,8 +55,8 @@ def test_whole_model_autocast_then_float32_update():
     assert model(torch.randn(1, 3, 6, 6)).dtype == torch.float32  # outside
 
 
-def test_named_modules_return_float32_and_are_restored():
-    from projects.internimage.cpu_amp import CPUAmpOptimWrapper
+def test_named_modules_return_float32_and_are_hooked_once():
+    from projects.internimage.engine.cpu_amp import CPUAmpOptimWrapper
     model = Detectorish()
     x = torch.randn(1, 3, 8, 8)
     with pytest.raises(RuntimeError, match='Float'):  # whole-model autocast
@@ -68,17 +68,42 @@ def test_named_modules_return_float32_and_are_restored():
     wrapper = CPUAmpOptimWrapper(
         autocast_modules=['backbone'],
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
-    with wrapper.optim_context(model):
-        out = model(x)
-    assert seen == [torch.bfloat16]  # the conv ran in bfloat16
-    assert out.dtype == torch.float32
-    assert 'forward' not in vars(model.backbone)  # restored
-    model(x)
+    for _ in range(3):
+        with wrapper.optim_context(model):
+            out = model(x)
+        assert seen[-1] == torch.bfloat16  # the conv ran in bfloat16
+        assert out.dtype == torch.float32
+    # hooked once (a pre-hook and a hook), not once per step; forward untouched
+    assert len(model.backbone._forward_pre_hooks) == len(model.backbone._forward_hooks) == 1
+    assert 'forward' not in vars(model.backbone)
+    model(x)  # outside the context: float32
     assert seen[-1] == torch.float32
 
 
+def test_copies_of_a_hooked_model_compute_with_their_own_weights():
+    """Hooks, not a replaced forward: a deep copy (an EMA model, say) runs its
+    own weights, and the model still pickles."""
+    import copy
+    import pickle
+
+    from projects.internimage.engine.cpu_amp import CPUAmpOptimWrapper
+    model = Detectorish()
+    wrapper = CPUAmpOptimWrapper(
+        autocast_modules=['backbone'],
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    x = torch.randn(1, 3, 8, 8)
+    with wrapper.optim_context(model):
+        model(x)
+    for other in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        with torch.no_grad():
+            other.backbone[0].weight.zero_()
+            other.backbone[0].bias.zero_()
+        assert torch.equal(other.backbone(x), torch.zeros(1, 4, 6, 6))
+        assert not torch.equal(model.backbone(x), torch.zeros(1, 4, 6, 6))
+
+
 def test_bad_arguments():
-    from projects.internimage.cpu_amp import CPUAmpOptimWrapper, autocast_modules
+    from projects.internimage.engine.cpu_amp import CPUAmpOptimWrapper, autocast_modules
     model = Detectorish()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="'neck' not found.*backbone"):
@@ -86,12 +111,13 @@ def test_bad_arguments():
             pass
     with pytest.raises(ValueError, match='loss_scale'):
         CPUAmpOptimWrapper(optimizer=optimizer, loss_scale='dynamic')
-    with pytest.raises(ValueError, match='bfloat16 only'):
-        CPUAmpOptimWrapper(optimizer=optimizer, dtype='float16')
+    for dtype in ('float16', 'bfloat16'):  # no dtype argument: bfloat16 is the only one
+        with pytest.raises(ValueError, match='takes no dtype'):
+            CPUAmpOptimWrapper(optimizer=optimizer, dtype=dtype)
 
 
 def test_autocast_hook():
-    from projects.internimage.cpu_amp import CPUAutocastHook
+    from projects.internimage.engine.cpu_amp import CPUAutocastHook
     model = Detectorish()
     runner = SimpleNamespace(model=model)
     hook = CPUAutocastHook(modules=['backbone'])
@@ -113,7 +139,7 @@ def test_internimage_under_cpu_amp(core_op, require_core_op):
     and 0.35%)."""
     require_core_op(core_op)
     from projects.internimage import InternImage
-    from projects.internimage.cpu_amp import CPUAmpOptimWrapper
+    from projects.internimage.engine.cpu_amp import CPUAmpOptimWrapper
     torch.manual_seed(0)
     model = InternImage(core_op=core_op, **TINY)
     x = torch.randn(2, 3, 64, 64)

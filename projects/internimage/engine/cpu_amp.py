@@ -21,8 +21,9 @@ registered pieces, selected by the tools for ``--amp`` without CUDA:
 
       custom_hooks = [dict(type='CPUAutocastHook', modules=['backbone', 'neck'])]
 """
+import weakref
 from contextlib import ExitStack, contextmanager
-from typing import Any, Iterator, List, Optional, Sequence, Union
+from typing import Any, Iterator, List, Optional, Sequence
 
 import torch
 from mmengine.hooks import Hook
@@ -65,86 +66,104 @@ def _resolve(model: nn.Module, names: Sequence[str]) -> List[nn.Module]:
     return modules
 
 
+class _AutocastSwitch:
+    """Forward hooks of a module that run its forward under bfloat16 autocast
+    while :attr:`on` is set and cast its bfloat16 outputs to float32.
+
+    Hooks (not a replaced ``forward``) keep a deep copy of the module
+    computing with its own weights; an instance of this class (not a
+    closure) keeps the module picklable.
+    """
+
+    def __init__(self, on: bool = False) -> None:
+        self.on = on
+        self._entered: List[Optional[torch.autocast]] = []
+
+    def attach(self, module: nn.Module) -> List[Any]:
+        """Register the hooks on ``module``; returns their handles."""
+        return [module.register_forward_pre_hook(self.before),
+                module.register_forward_hook(self.after, prepend=True, always_call=True)]
+
+    def before(self, module: nn.Module, args: Any) -> None:
+        context = torch.autocast(device_type='cpu', dtype=torch.bfloat16) if self.on else None
+        if context is not None:
+            context.__enter__()
+        self._entered.append(context)
+
+    def after(self, module: nn.Module, args: Any, output: Any) -> Any:
+        context = self._entered.pop()
+        if context is None:
+            return None  # the output as it is
+        context.__exit__(None, None, None)
+        return _to_float32(output)
+
+
 @contextmanager
 def autocast_modules(model: nn.Module,
-                     names: Optional[Sequence[str]] = None,
-                     dtype: torch.dtype = torch.bfloat16) -> Iterator[None]:
-    """Run ``model`` (or its submodules ``names``) under CPU autocast.
+                     names: Optional[Sequence[str]] = None) -> Iterator[None]:
+    """Run ``model`` (or its submodules ``names``) under bfloat16 CPU autocast.
 
     With ``names``, each named submodule's forward runs under autocast and
     returns float32 tensors, so the rest of the model sees float32 as usual;
-    the forwards are restored on exit.
+    the modules are left as they were on exit.
 
     Args:
         model (nn.Module): The model (model wrappers and TTA models are
             unwrapped).
         names (Sequence[str], optional): Dotted submodule names, e.g.
             ``['backbone', 'neck']``. None: everything inside the context.
-        dtype (torch.dtype): The autocast dtype (bfloat16 on the CPU).
 
     Raises:
         ValueError: If the model has no submodule of one of the ``names``.
     """
     if names is None:
-        with torch.autocast(device_type='cpu', dtype=dtype):
+        with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
             yield
         return
-    modules = _resolve(model, names)
-    patched = []
-    for module in modules:
-        if 'forward' in vars(module):  # already patched (nested contexts)
-            continue
-        forward = module.forward
-
-        def autocast_forward(*args, _forward=forward, **kwargs):
-            with torch.autocast(device_type='cpu', dtype=dtype):
-                out = _forward(*args, **kwargs)
-            return _to_float32(out)
-
-        module.forward = autocast_forward
-        patched.append(module)
+    switch = _AutocastSwitch(on=True)
+    handles = [h for module in _resolve(model, names) for h in switch.attach(module)]
     try:
         yield
     finally:
-        for module in patched:
-            del module.forward
+        for handle in handles:
+            handle.remove()
 
 
 @OPTIM_WRAPPERS.register_module(force=True)
 class CPUAmpOptimWrapper(OptimWrapper):
     """``OptimWrapper`` whose ``optim_context`` autocasts to bfloat16 on CPU.
 
+    The named ``autocast_modules`` get their autocast hooks once, at the
+    first ``optim_context``; they autocast only inside ``optim_context``
+    (the training forward), so validation and testing run in float32.
+
     Args:
         autocast_modules (Sequence[str], optional): Submodules of the model
             whose forward runs under autocast (their outputs are cast back to
             float32), e.g. ``['backbone', 'neck']`` for detectors, whose
             mmcv ops take float32 only. None: the whole forward pass.
-        dtype (str or torch.dtype): The autocast dtype. Only ``'bfloat16'``
-            (the CPU autocast type) is accepted; the argument exists so that
-            configs can state it.
         **kwargs: The arguments of ``OptimWrapper`` (``optimizer``,
-            ``accumulative_counts``, ``clip_grad``). ``loss_scale``, which
-            ``AmpOptimWrapper`` takes, is refused: bfloat16 needs none.
+            ``accumulative_counts``, ``clip_grad``). ``AmpOptimWrapper``'s
+            ``loss_scale`` and ``dtype`` are refused: bfloat16, the CPU
+            autocast type, needs no loss scaling and is the only type.
 
     Raises:
-        ValueError: If ``dtype`` is not bfloat16 or ``loss_scale`` is given.
+        ValueError: If ``loss_scale`` or ``dtype`` is given.
     """
 
     def __init__(self,
                  autocast_modules: Optional[Sequence[str]] = None,
-                 dtype: Union[str, torch.dtype] = 'bfloat16',
                  **kwargs: Any) -> None:
-        if 'loss_scale' in kwargs:
-            raise ValueError(
-                'CPUAmpOptimWrapper takes no loss_scale (bfloat16 autocast '
-                'needs no loss scaling): remove optim_wrapper.loss_scale')
-        if dtype not in ('bfloat16', torch.bfloat16):
-            raise ValueError('CPUAmpOptimWrapper autocasts to bfloat16 only '
-                             f'(the CPU autocast type), got dtype={dtype!r}')
+        for key, why in (('loss_scale', 'bfloat16 autocast needs no loss scaling'),
+                         ('dtype', 'it autocasts to bfloat16, the CPU autocast type')):
+            if key in kwargs:
+                raise ValueError(f'CPUAmpOptimWrapper takes no {key} ({why}): remove '
+                                 f'optim_wrapper.{key}')
         super().__init__(**kwargs)
-        self.cast_dtype = torch.bfloat16
         self.autocast_modules = (None if autocast_modules is None else
                                  list(autocast_modules))
+        self._switch = _AutocastSwitch()
+        self._hooked: 'weakref.WeakSet[nn.Module]' = weakref.WeakSet()
 
     @contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:
@@ -154,9 +173,20 @@ class CPUAmpOptimWrapper(OptimWrapper):
         Args:
             model (nn.Module): The model being trained.
         """
-        with super().optim_context(model), autocast_modules(
-                model, self.autocast_modules, self.cast_dtype):
-            yield
+        with super().optim_context(model):
+            if self.autocast_modules is None:
+                with torch.autocast(device_type='cpu', dtype=torch.bfloat16):
+                    yield
+                return
+            for module in _resolve(model, self.autocast_modules):
+                if module not in self._hooked:  # once per module
+                    self._switch.attach(module)
+                    self._hooked.add(module)
+            self._switch.on = True
+            try:
+                yield
+            finally:
+                self._switch.on = False
 
 
 @HOOKS.register_module(force=True)
