@@ -27,6 +27,11 @@ The patches and why they exist:
    (the lookup fails). mmengine's ``is_installed``, ``get_installed_path``
    and ``package2module`` are replaced with ``importlib.metadata``
    equivalents, so pkg_resources is never imported and never warns.
+3. **The DCNv3 FLOP handle.** mmengine's complexity counter (and so mmdet's
+   and mmseg's ``tools/analysis_tools/get_flops.py``) counts only operators
+   it has a handle for; :func:`~.apis.flops.register_dcnv3_flop_handle` adds
+   one for ``ops_dcnv3::dcnv3`` to its default table (a private table of
+   ``mmengine.analysis``).
 """
 import importlib.util
 import os.path as osp
@@ -117,8 +122,10 @@ def _patch_package_utils() -> None:
 
 def apply() -> None:
     """Apply the patches listed in the module docstring (idempotent)."""
+    from .apis.flops import register_dcnv3_flop_handle
     _patch_checkpoint_loaders()
     _patch_package_utils()
+    register_dcnv3_flop_handle()
 
 
 apply()

@@ -1,8 +1,6 @@
 """Wrong checkpoints are refused: a checkpoint of another family or variant
 given as ``load_from`` (or ``tools/test.py CONFIG CKPT``) raises an error
 naming the mismatching keys and shapes, and leaves the model untouched."""
-import importlib.util
-
 import pytest
 import torch
 from mmengine.registry import RUNNERS
@@ -118,20 +116,20 @@ def test_mismatch_report_names_shapes_and_counts():
 
 
 def test_tools_test_refuses_a_wrong_checkpoint(tmp_path, synthetic_data):
-    """``tools/test.py CONFIG CKPT`` with the strict runner selected: the
-    tiny golden Mask R-CNN (80 classes, 32-wide FPN) is not the demo model."""
-    spec = importlib.util.spec_from_file_location('internimage_tools_test',
-                                                  REPO_ROOT / 'tools' / 'test.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    """``tools/test.py CONFIG CKPT`` (its body) with the strict runner
+    selected: the tiny golden Mask R-CNN (80 classes, 32-wide FPN) is not the
+    demo model."""
+    from projects.internimage.apis import config_for_testing, run_testing
     root = str(synthetic_data / 'coco') + '/'
     ann = root + 'annotations/instances_val2017.json'
+    cfg = config_for_testing(
+        str(REPO_ROOT / 'configs' / 'demo' / 'mask_rcnn_internimage_demo.py'),
+        checkpoint_file(tmp_path, 'mask_rcnn'), work_dir=str(tmp_path / 'w'),
+        cfg_options={'runner_type': 'StrictLoadRunner',
+                     'test_dataloader.dataset.data_root': root, 'test_evaluator.ann_file': ann})
     with pytest.raises(ValueError, match=r'neck\.lateral_convs\.0\.conv\.weight: checkpoint '
                        r'\(32, 16, 1, 1\) vs model \(256, 16, 1, 1\)'):
-        tool.main([str(REPO_ROOT / 'configs' / 'demo' / 'mask_rcnn_internimage_demo.py'),
-                   checkpoint_file(tmp_path, 'mask_rcnn'), '--work-dir', str(tmp_path / 'w'),
-                   '--cfg-options', 'runner_type=StrictLoadRunner',
-                   f'test_dataloader.dataset.data_root={root}', f'test_evaluator.ann_file={ann}'])
+        run_testing(cfg)
 
 
 def test_mmdet2_ema_checkpoint_loads_its_evaluated_weights(tmp_path):

@@ -21,8 +21,9 @@ import subprocess
 import sys
 from typing import Any, List
 
+#: The repository root: tools/dist_train.sh puts it on the workers' path,
+#: where the variant configs' ``tests.engine.toy`` imports.
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
 
 IMPORTS = ['projects.internimage', 'projects.internimage.compat',
            'projects.internimage.engine', 'tests.engine.toy']

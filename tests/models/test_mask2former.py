@@ -1,10 +1,10 @@
-"""Mask2Former + InternImage: the published configs (size and recipe), the
-reference-checkpoint conversion, activation checkpointing, FLOPs counting,
-and a tiny model trained and evaluated through the real tools."""
+"""Mask2Former + InternImage: the published configs (size and recipe),
+activation checkpointing, FLOPs counting, and a tiny model trained and
+evaluated through the real tools (the reference-checkpoint conversion:
+tests/checkpoint/test_mask2former_converter.py)."""
 import copy
 import sys
 from pathlib import Path
-from typing import Dict
 
 import numpy as np
 import pytest
@@ -29,7 +29,7 @@ PUBLISHED_PARAMS = 1.31e9
 def load():
     """``load(path)``: the config, parsed once per module, without the
     backbone's pretrained init_cfg (no downloads)."""
-    from config_loader import load_config
+    from projects.internimage.apis import load_config
     cache = {}
 
     def _load(path: Path, keep_init: bool = False):
@@ -207,10 +207,10 @@ def test_with_cp_same_gradients(load):
 
 
 def test_get_flops_counts_the_head(load):
-    """tools/get_flops.py runs the Mask2Former head (which needs the image
+    """The FLOP count (tools/get_flops.py) runs the Mask2Former head (which needs the image
     metas) and adds the DCNv3 sampling of the backbone."""
-    from get_flops import complexity
-    from tests.tools.test_get_flops import dcnv3_sampling_flops
+    from projects.internimage.apis.flops import complexity
+    from tests.apis.test_flops import dcnv3_sampling_flops
     cfg = load(DEMO)
     result = complexity(cfg, (64, 64))
     bb = cfg.model.backbone
@@ -236,7 +236,7 @@ def test_tiny_model_learns_through_the_tools(tmp_path):
     iterations of 4 images, 64x64) on synthetic shapes; the checkpoint,
     handed to tools/test.py in the reference's layout, is converted on
     loading and scores clearly above chance."""
-    from make_synthetic_data import generate
+    from projects.internimage.apis.synthetic_data import generate
     from projects.internimage.checkpoint.converters.mask2former import mmseg_to_mask2former
     generate(str(tmp_path / 'data'), coco_num=(1, 1), ade_num=(32, 8), size=64)
     data_root = tmp_path / 'data' / 'ade' / 'ADEChallengeData2016'

@@ -14,7 +14,8 @@ eager.
 """
 import torch
 
-from tests.helpers import TINY, max_rel_err, perturb_dcn_offsets, requires_compiled
+from ops_dcnv3.testing import perturb_offsets
+from tests.helpers import TINY, max_rel_err, requires_compiled
 
 pytestmark = requires_compiled
 
@@ -25,18 +26,18 @@ TOL = 1e-5
 def _tiny_backbone():
     from projects.internimage import InternImage
     torch.manual_seed(0)
-    return perturb_dcn_offsets(InternImage(**dict(TINY, core_op='DCNv3'))).eval()
+    return perturb_offsets(InternImage(**dict(TINY, core_op='DCNv3'))).eval()
 
 
 def _tiny_upernet():
-    from config_loader import load_config
+    from projects.internimage.apis import load_config
     from mmseg.registry import MODELS
     from tests.helpers import REPO_ROOT
     cfg = load_config(str(REPO_ROOT / 'configs' / 'demo' / 'upernet_internimage_demo.py'))
     cfg.model.backbone.init_cfg = None
     assert cfg.model.backbone.get('core_op', 'DCNv3') == 'DCNv3'  # the backbone's default
     torch.manual_seed(0)
-    return perturb_dcn_offsets(MODELS.build(cfg.model)).eval()
+    return perturb_offsets(MODELS.build(cfg.model)).eval()
 
 
 def _outputs_and_grads(model, fn, x):

@@ -1,56 +1,20 @@
-"""Loading a config for the tools (a helper module of ``tools/``, not a script).
+"""Loading a config for the tools.
 
 One set of tools serves detection (``default_scope='mmdet'``) and
-segmentation (``default_scope='mmseg'``) configs. :func:`load_config` makes
-the project importable, applies the project's fixes for the released
-OpenMMLab stack (``projects.internimage.compat``, explicitly, before anything
-is parsed or built), parses the config, merges ``--cfg-options``, settles the
-work dir and registers the modules of the config's task package.
-
-Scripts under ``tools/`` (and its sub-folders, after putting ``tools/`` on
-``sys.path``) import it as ``from config_loader import load_config``.
+segmentation (``default_scope='mmseg'``) configs. :func:`load_config`
+applies the project's fixes for the released OpenMMLab stack
+(``projects.internimage.compat``, explicitly, before anything is parsed or
+built), parses the config, merges ``--cfg-options``, settles the work dir
+and registers the modules of the config's task package.
 """
-from __future__ import annotations
-
 import os
 import os.path as osp
-import sys
 from typing import Optional
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+__all__ = ['SCOPES', 'load_config', 'scope_of', 'register_scope', 'set_local_rank']
+
+#: The task scopes a config may have.
 SCOPES = ('mmdet', 'mmseg')
-
-__all__ = [
-    'REPO_ROOT', 'SCOPES', 'add_repo_root_to_path', 'apply_compat',
-    'load_config', 'scope_of', 'register_scope', 'set_local_rank'
-]
-
-
-def add_repo_root_to_path() -> None:
-    """Make ``projects.internimage`` and ``ops_dcnv3`` importable from anywhere.
-
-    Configs load ``custom_imports=['projects.internimage']`` while being
-    parsed, so this must run before ``Config.fromfile``. Child processes
-    (dataloader workers, spawned ranks) inherit it through ``PYTHONPATH``.
-    """
-    if REPO_ROOT not in sys.path:
-        sys.path.insert(0, REPO_ROOT)
-    paths = os.environ.get('PYTHONPATH', '').split(os.pathsep)
-    if REPO_ROOT not in paths:
-        os.environ['PYTHONPATH'] = os.pathsep.join([REPO_ROOT] + [
-            p for p in paths if p])
-
-
-def apply_compat() -> None:
-    """Apply the project's fixes for the released OpenMMLab stack on current
-    PyTorch and setuptools (``projects.internimage.compat.apply()``).
-
-    The tools call it before they parse or build anything: checkpoint loading
-    (``weights_only``) and ``mmdet::``/``mmseg::`` base configs depend on it.
-    """
-    add_repo_root_to_path()
-    from projects.internimage import compat
-    compat.apply()
 
 
 def set_local_rank(local_rank: int) -> None:
@@ -69,6 +33,11 @@ def load_config(config: str,
                 launcher: str = 'none'):
     """Load ``config``, merge ``--cfg-options`` and settle the work dir.
 
+    The project's fixes for the released OpenMMLab stack on current PyTorch
+    and setuptools (``compat.apply()``) are applied first: checkpoint
+    loading (``weights_only``) and ``mmdet::``/``mmseg::`` base configs
+    depend on them.
+
     Args:
         config (str): Path of the config file.
         cfg_options (dict, optional): ``--cfg-options`` key/value pairs.
@@ -86,7 +55,8 @@ def load_config(config: str,
     """
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file not found: {config}')
-    apply_compat()
+    from .. import compat
+    compat.apply()
     from mmengine.config import Config
 
     cfg = Config.fromfile(config)

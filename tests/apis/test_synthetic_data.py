@@ -1,4 +1,5 @@
-"""tools/make_synthetic_data.py writes deterministic, consistent data."""
+"""The synthetic data sets (projects/internimage/apis/synthetic_data.py) are
+deterministic and consistent."""
 import filecmp
 import json
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from make_synthetic_data import CLASSES, SEG_CLASSES, generate
+from projects.internimage.apis.synthetic_data import CLASSES, SEG_CLASSES, generate
 
 
 def _files(root: Path):

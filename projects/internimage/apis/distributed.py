@@ -1,5 +1,4 @@
-"""Distributed set-up for the tools, with a CPU-only (gloo) path (a helper
-module of ``tools/``, not a script).
+"""Distributed set-up for the tools, with a CPU-only (gloo) path.
 
 On machines with CUDA nothing changes: the Runner initialises the process
 group itself (``env_cfg.dist_cfg``, nccl) and wraps the model in
@@ -15,15 +14,13 @@ Runner is built, :func:`setup_distributed`
 * initialises the default process group with gloo (``Runner.setup_env``
   skips ``init_dist`` when a group already exists) and records
   ``env_cfg.dist_cfg.backend='gloo'``;
-* sets ``model_wrapper_cfg`` to ``CPUDistributedDataParallel`` (registered by
-  ``projects.internimage``), which reverts SyncBN to BN and wraps without
-  device ids;
+* sets ``model_wrapper_cfg`` to ``CPUDistributedDataParallel``
+  (``projects.internimage.engine``), which reverts SyncBN to BN and wraps
+  without device ids;
 
 and :func:`teardown_distributed` closes that group at the end (gloo aborts
 the interpreter's exit otherwise).
 """
-from __future__ import annotations
-
 import datetime
 import os
 import subprocess
@@ -73,7 +70,6 @@ def setup_distributed(cfg) -> None:
     launcher = cfg.get('launcher', 'none')
     if launcher == 'none' or torch.cuda.is_available():
         return
-    import projects.internimage  # noqa: F401  (registers the CPU DDP wrapper)
     from mmengine.model import MMDistributedDataParallel
     _export_rank_env(launcher)
     env_cfg = cfg.setdefault('env_cfg', {})

@@ -2,7 +2,6 @@
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +10,9 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
 import projects.internimage.compat as compat
+from tests.helpers import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _mmengine_style_checkpoint(path: Path) -> None:
+def _mmengine_style_checkpoint(path) -> None:
     """What mmengine's Runner.save_checkpoint writes: meta with a message hub
     (HistoryBuffer objects) and numpy values, beside the weights."""
     torch.save({
@@ -50,7 +47,7 @@ def test_missing_local_checkpoint_is_a_clear_error(tmp_path):
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], cwd=REPO,
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -100,7 +97,7 @@ def test_replacements_agree_with_pkg_resources():
 WITHOUT_PACKAGE_INIT = f"""
     import sys, types
     pkg = types.ModuleType('projects.internimage')
-    pkg.__path__ = [{str(REPO / 'projects' / 'internimage')!r}]
+    pkg.__path__ = [{str(REPO_ROOT / 'projects' / 'internimage')!r}]
     sys.modules['projects.internimage'] = pkg
 """
 

@@ -1,9 +1,16 @@
-"""Seeded random DCNv3 calls for fuzzing: the compiled op and the
-pure-PyTorch path must agree on every one of them, special values included,
-and refuse the same invalid calls with the same error.
+"""Helpers to check and time DCNv3, shared by the tests and the benchmarks
+(torch-only):
 
-Used by ``tests/ops_dcnv3/test_fuzz.py`` (a few hundred cases) and
-``benchmarks/fuzz_dcnv3.py`` (as many as asked for). torch-only.
+- :func:`compiled_op`: the compiled op with the core op's 14-argument
+  signature (as ``dcnv3_core_pytorch``), so both paths are called alike;
+- :func:`perturb_offsets`: random weights for the (zero-initialised) offset
+  and mask projections of every DCNv3 module of a model, so that sampling
+  positions are fractional and masks not uniform, as in a trained model;
+- seeded random DCNv3 calls for fuzzing (:func:`make_case`,
+  :func:`check_case`): the compiled op and the pure-PyTorch path must agree
+  on every one of them, special values included, and refuse the same
+  invalid calls with the same error. ``tests/ops_dcnv3/test_fuzz.py`` runs a
+  few hundred cases, ``benchmarks/fuzz_dcnv3.py`` as many as asked for.
 
 A case is a random geometry (kernel 1-5 either way, stride 1-3, pad 0-3,
 dilation 1-3, 1-3 groups of 1-6 channels, batch 0-2, image 1-7 pixels each
@@ -19,6 +26,42 @@ import random
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
+from torch import nn
+
+
+def compiled_op(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
+                *args: Any, im2col_step: int = 64) -> torch.Tensor:
+    """The compiled op with the core op's 14-argument signature (as
+    ``dcnv3_core_pytorch``), ``im2col_step`` added.
+
+    Args:
+        input, offset, mask: As ``DCNv3Function.apply``'s.
+        *args: The 11 scalar arguments (kernel, stride, pad, dilation,
+            group, group_channels, offset_scale).
+        im2col_step: The reference's batch chunk.
+    """
+    from .functions import DCNv3Function
+    return DCNv3Function.apply(input, offset, mask, *args, im2col_step)
+
+
+def perturb_offsets(model: nn.Module, scale: float = 0.05, seed: int = 0) -> nn.Module:
+    """Give the offset and mask projections of every DCNv3 module of
+    ``model`` (zero at initialisation) random weights; returns ``model``.
+
+    Args:
+        model: Any model with ``DCNv3`` / ``DCNv3_pytorch`` modules.
+        scale: Standard deviation of the new weights.
+        seed: Generator seed (the modules are visited in ``model.modules()``
+            order, each one's ``offset`` then ``mask`` parameters).
+    """
+    from .modules import DCNv3, DCNv3_pytorch
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (DCNv3, DCNv3_pytorch)):
+                for p in list(module.offset.parameters()) + list(module.mask.parameters()):
+                    p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    return model
 
 NAN, INF = float('nan'), float('inf')
 SCALES = (1.0, 0.5, 2.0, 0.7)

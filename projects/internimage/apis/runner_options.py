@@ -1,20 +1,17 @@
-"""The tools' command-line options as config changes (a helper module of
-``tools/``, not a script).
+"""The tools' command-line options as config changes.
 
 Each function turns one option of ``tools/train.py`` / ``tools/test.py``
 (mmdet's and mmseg's arguments) into changes of a loaded config, before the
 Runner is built: ``--amp``, ``--auto-scale-lr``, ``--resume``, ``--show`` /
 ``--show-dir``, ``--out`` and ``--tta``.
 """
-from __future__ import annotations
-
 import warnings
 from copy import deepcopy
 from typing import Optional
 
 import torch
 
-from config_loader import scope_of
+from .config import scope_of
 
 __all__ = [
     'CPU_AUTOCAST_MODULES', 'enable_amp', 'enable_test_amp', 'enable_auto_scale_lr', 'set_resume',
@@ -41,7 +38,7 @@ def enable_amp(cfg) -> None:
 
     With CUDA, the optimizer wrapper becomes mmengine's ``AmpOptimWrapper``
     (float16, dynamic loss scale), as in mmdet and mmseg. Without CUDA it
-    becomes ``CPUAmpOptimWrapper`` (``projects.internimage``): the forward
+    becomes ``CPUAmpOptimWrapper`` (``projects.internimage.engine``): the forward
     pass runs under bfloat16 autocast on the CPU (for detectors: the backbone
     and neck, see ``CPU_AUTOCAST_MODULES``), with no loss scaling.
 
@@ -85,7 +82,7 @@ def enable_test_amp(cfg) -> None:
     segmentors: bfloat16), mmengine's ``TestLoop(fp16=True)``, which
     autocasts each test step. Detectors on the CPU autocast only their
     backbone and neck (``CPU_AUTOCAST_MODULES``: mmcv's CPU nms / RoIAlign
-    take float32 only), through ``CPUAutocastHook`` (``projects.internimage``).
+    take float32 only), through ``CPUAutocastHook`` (``projects.internimage.engine``).
 
     Args:
         cfg (mmengine.Config): The config to change.

@@ -1,5 +1,5 @@
-"""The CPU (gloo) distributed set-up of tools/distributed_setup.py, in one
-process, and the CPU DDP wrapper of projects.internimage."""
+"""The CPU (gloo) distributed set-up (projects/internimage/apis/distributed.py),
+in one process, and the CPU DDP wrapper of projects.internimage.engine."""
 import socket
 
 import pytest
@@ -26,7 +26,7 @@ def test_setup_distributed_cpu(single_rank_env):
     import torch.distributed as dist
     from mmengine.config import Config
     from mmengine.registry import MODEL_WRAPPERS
-    from distributed_setup import setup_distributed, teardown_distributed
+    from projects.internimage.apis.distributed import setup_distributed, teardown_distributed
 
     cfg = Config(dict(launcher='pytorch', env_cfg=dict(
         dist_cfg=dict(backend='nccl'))))
@@ -69,31 +69,30 @@ def test_cpu_ddp_wrapper_registered_by_the_package():
 
 def test_no_launcher_is_untouched():
     from mmengine.config import Config
-    from distributed_setup import setup_distributed
+    from projects.internimage.apis.distributed import setup_distributed
     cfg = Config(dict(launcher='none'))
     setup_distributed(cfg)
     assert 'model_wrapper_cfg' not in cfg and 'env_cfg' not in cfg
 
 
-def test_resume_argument():
-    """mmdet-style --resume: no value = auto, a value = that checkpoint."""
+def test_resume_option():
+    """mmdet-style --resume: none, 'auto' (no value: the latest checkpoint of
+    the work dir) or a checkpoint."""
     from mmengine.config import Config
-    import runner_options
-    import train
-    for argv, resume, load_from in ((['c.py'], False, None),
-                                    (['c.py', '--resume'], True, None),
-                                    (['c.py', '--resume', 'x.pth'], True,
-                                     'x.pth')):
+
+    from projects.internimage.apis.runner_options import set_resume
+    for resume, expected in ((None, (False, None)), ('auto', (True, None)),
+                             ('x.pth', (True, 'x.pth'))):
         cfg = Config(dict(resume=False, load_from=None))
-        runner_options.set_resume(cfg, train.parse_args(argv).resume)
-        assert (cfg.resume, cfg.load_from) == (resume, load_from)
+        set_resume(cfg, resume)
+        assert (cfg.resume, cfg.load_from) == expected
 
 
 def test_slurm_rank_env(monkeypatch):
     """CPU slurm runs take ranks from SLURM_* (overriding a LOCAL_RANK the
     tools default to 0)."""
     import os
-    from distributed_setup import _export_rank_env
+    from projects.internimage.apis.distributed import _export_rank_env
     for key, value in dict(
             SLURM_PROCID='3', SLURM_NTASKS='4', SLURM_LOCALID='1',
             LOCAL_RANK='0', MASTER_ADDR='node0', PORT='29999').items():

@@ -13,7 +13,8 @@ from typing import List, Tuple
 import pytest
 import torch
 
-from tests.helpers import compiled_op, requires_compiled
+from ops_dcnv3.testing import compiled_op
+from tests.helpers import requires_compiled
 
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
