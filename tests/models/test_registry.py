@@ -22,6 +22,18 @@ def test_build_from_config_in_both_registries(scope):
     assert [o.shape[1] for o in outs] == [32, 64]
 
 
+def test_registered_once_in_mmengines_root_registry():
+    """One registration (``@MODELS.register_module()``); the mmdet and mmseg
+    registries find it through their parent, mmengine's root registry."""
+    from mmengine.registry import MODELS
+    from projects.internimage import InternImage
+    assert MODELS.module_dict['InternImage'] is InternImage
+    for scope in ('mmdet', 'mmseg'):
+        registry = pytest.importorskip(f'{scope}.registry').MODELS
+        assert 'InternImage' not in registry.module_dict
+        assert registry.get('InternImage') is InternImage
+
+
 def test_build_with_default_scope():
     from mmengine.registry import DefaultScope
     from mmdet.registry import MODELS
