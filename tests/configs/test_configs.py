@@ -141,7 +141,7 @@ def test_train_pipeline_runs(path, synthetic_data, load):
     """The config's training dataset (its class, its pipeline) yields a
     packed sample from the synthetic images."""
     from mmengine.registry import DATASETS
-    from make_synthetic_data import CLASSES
+    from projects.internimage.apis.synthetic_data import CLASSES
     cfg = load(path)
     data = cfg.train_dataloader.dataset
     data.data_root = _data_root(cfg, synthetic_data)

@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import REPO_ROOT
 
 from projects.internimage import InternImage, get_arch
-from projects.internimage.arch_settings import ARCH_KEYS, resolve_arch
+from projects.internimage.models.arch_settings import ARCH_KEYS, resolve_arch
 
 ZOO = REPO_ROOT / 'configs'
 COCO = sorted(p.stem for p in (ZOO / 'coco').glob('*.py'))
