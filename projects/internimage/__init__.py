@@ -16,6 +16,7 @@ OpenMMLab stack on current PyTorch and setuptools (see README.md).
 from . import engine  # noqa: F401  (registers RNGStateHook and the local_atomic backend)
 from .arch_settings import ARCH_SETTINGS, get_arch
 from .backbone import InternImage
+from .cb_internimage import CBInternImage
 from .checkpoint import load_pretrained
 from .cpu_amp import CPUAmpOptimWrapper
 from .cpu_ddp import CPUDistributedDataParallel
@@ -31,12 +32,14 @@ register_dcnv3_flop_handle()
 
 try:  # the DINO head needs mmdet (segmentation-only installs have none)
     from .dino_head import InternImageDINOHead  # noqa: F401  (registers it)
+    # DINO + CB-InternImage: CBInternImage, CBChannelMapper, CBDINOHead, CBDINO
+    from . import cb_dino  # noqa: F401  (registers them)
 except ModuleNotFoundError as exc:
     if exc.name != 'mmdet':  # installed but broken: say so
         raise
 
 __all__ = [
-    'InternImage', 'InternImageLayerDecayOptimizerConstructor', 'ARCH_SETTINGS',
+    'InternImage', 'CBInternImage', 'InternImageLayerDecayOptimizerConstructor', 'ARCH_SETTINGS',
     'get_arch', 'load_pretrained', 'register_backbone', 'check_neck_in_channels',
     'StrictLoadRunner', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel',
     'register_dcnv3_flop_handle'

@@ -86,7 +86,7 @@ def convert_checkpoint(checkpoint: MutableMapping, filename: str = '<checkpoint>
 
 
 # The layouts: each module registers its own (after the definitions above).
-from . import dino, mask2former, mmdet2_ema  # noqa: E402,F401
+from . import cb_dino, dino, mask2former, mmdet2_ema  # noqa: E402,F401
 
 __all__ = ['ReferenceFormat', 'FORMATS', 'register_format', 'detect_format',
            'convert_checkpoint']

@@ -62,10 +62,18 @@ def _strip_ddp(key: str) -> str:
     return key[len('module.'):] if key.startswith('module.') else key
 
 
+#: The composite backbone's keys: a reference CB-DINO checkpoint, the
+#: ``cb_dino`` layout (``converters/cb_dino.py``), not this one.
+COMPOSITE_BACKBONE = 'backbone.cb_modules.'
+
+
 def is_reference_dino(state_dict: StateDict) -> bool:
     """Whether ``state_dict`` has the reference's DINO layout: a transformer
-    under ``bbox_head.transformer`` (mmdet 3.x has none there)."""
-    return any(_strip_ddp(key).startswith(TRANSFORMER) for key in state_dict)
+    under ``bbox_head.transformer`` (mmdet 3.x has none there), with a plain
+    backbone (a composite one is the ``cb_dino`` layout)."""
+    keys = [_strip_ddp(key) for key in state_dict]
+    return (any(key.startswith(TRANSFORMER) for key in keys)
+            and not any(key.startswith(COMPOSITE_BACKBONE) for key in keys))
 
 
 def convert_key(key: str) -> str:
@@ -114,5 +122,5 @@ def convert_dino(state_dict: StateDict) -> Dict[str, torch.Tensor]:
 DINO_FORMAT = register_format(
     ReferenceFormat(name='dino', detect=is_reference_dino, convert=convert_dino))
 
-__all__ = ['DINO_FORMAT', 'RULES', 'TRANSFORMER', 'convert_dino', 'convert_key',
-           'is_reference_dino']
+__all__ = ['COMPOSITE_BACKBONE', 'DINO_FORMAT', 'RULES', 'TRANSFORMER', 'convert_dino',
+           'convert_key', 'is_reference_dino']
