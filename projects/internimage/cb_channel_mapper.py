@@ -40,7 +40,7 @@ class CBChannelMapper(ChannelMapper):
         if not isinstance(inputs[0], (list, tuple)):
             return super().forward(inputs)
         if self.training:
-            return [super().forward(tuple(feats)) for feats in inputs]
+            return [ChannelMapper.forward(self, tuple(feats)) for feats in inputs]
         if not -len(inputs) <= self.cb_idx < len(inputs):
             raise ValueError(f'CBChannelMapper: cb_idx={self.cb_idx} but the backbone '
                              f'gives {len(inputs)} feature tuples')
