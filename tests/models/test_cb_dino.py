@@ -203,3 +203,36 @@ def test_head_refuses_a_batch_that_does_not_split():
                                                data)
         with pytest.raises(ValueError, match='once per backbone'):
             CBDINOHead.loss(model.bbox_head, **head_inputs, batch_data_samples=data)
+
+
+def test_multi_scale_flip_test_through_det_tta_model(synthetic_data):
+    """The _ms config's test: its pipeline gives six views of an image (3
+    scales x flip); mmdet's DetTTAModel runs the tiny CB model on them (at a
+    tenth of the scales) and merges their boxes, mapped back to the image."""
+    from mmdet.registry import DATASETS, MODELS
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    from make_synthetic_data import CLASSES
+    init_default_scope('mmdet')
+    ms = Config.fromfile(str(REPO_ROOT / 'configs/coco/dino_4scale_cbinternimage_h_objects365_coco_ms.py'))
+    data = copy.deepcopy(ms.test_dataloader.dataset)
+    data.update(data_root=str(synthetic_data / 'coco') + '/', metainfo=dict(classes=CLASSES),
+                pipeline=ms.tta_pipeline)
+    sample = DATASETS.build(data)[0]
+    assert len(sample['inputs']) == 6
+    assert sorted({tuple(x.shape[-2:]) for x in sample['inputs']}) == [
+        (800, 800), (1000, 1000), (1200, 1200)]  # the square 96-pixel images, resized
+    # the tiny model runs the same views at a tenth of the scales
+    small = copy.deepcopy(ms.tta_pipeline)
+    for resize in small[1].transforms[0]:
+        resize.scale = (resize.scale[0] // 10, resize.scale[1] // 10)
+    data.pipeline = small
+    sample = DATASETS.build(data)[0]
+    torch.manual_seed(0)
+    tta = MODELS.build(dict(**ms.tta_model, module=tiny_cb_config().model)).eval()
+    with dino_num_feats(16), torch.no_grad():
+        result = tta.test_step(pseudo_collate([sample]))[0]
+    pred = result.pred_instances
+    assert 0 < len(pred) <= 300
+    h, w = result.ori_shape
+    assert pred.bboxes.min() >= 0 and pred.bboxes[:, 2].max() <= w and pred.bboxes[:, 3].max() <= h
