@@ -1,7 +1,9 @@
 """InternImage for OpenMMLab 2.0: the backbone (registered as ``InternImage``
 for mmdet and mmseg), its layer-wise lr decay optimizer constructor, the
-reference's DINO head (``InternImageDINOHead``, mmdet) and a runner that
-refuses checkpoints which do not fit the model (``StrictLoadRunner``).
+reference's DINO head (``InternImageDINOHead``, mmdet), DINO + CB-InternImage
+(``CBInternImage``, ``CBChannelMapper``, ``CBDINOHead``, ``CBDINO``, mmdet)
+and a runner that refuses checkpoints which do not fit the model
+(``StrictLoadRunner``).
 
 Use from a config with::
 
