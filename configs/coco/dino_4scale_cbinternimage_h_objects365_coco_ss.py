@@ -2,7 +2,10 @@
 CBNetV2), pre-trained on Objects365, fine-tuned on COCO; single-scale test.
 
 Box mAP 64.5 single-scale / 65.0 multi-scale (COCO val2017; 65.4 on
-test-dev in the paper), 2.18B parameters (this model: 2.179B).
+test-dev in the paper), 2.18B parameters (this model: 2.179B); 7984 GFLOPs
+at 1333x800 (``tools/get_flops.py --shape 800 1333``); training memory
+estimated at 60.9 GiB per GPU at the largest training image
+(``benchmarks/estimate_train_memory.py``): it fits an 80 GB A100.
 
 The recipe is the DINO-H one (``dino_4scale_internimage_h_objects365_coco_ss.py``:
 schedule, lr, layer decay, 900 queries, 1000 denoising queries, multi-scale
