@@ -5,7 +5,8 @@ per GPU), activation checkpointing on.
 Run from the repository root::
 
     python benchmarks/estimate_train_memory.py
-    python benchmarks/estimate_train_memory.py --config configs/coco/dino_4scale_internimage_h_objects365_coco_ss.py
+    python benchmarks/estimate_train_memory.py \\
+        --config configs/coco/dino_4scale_internimage_h_objects365_coco_ss.py
 
 What it adds up (float32 everywhere, as the recipe trains):
 

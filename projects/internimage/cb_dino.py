@@ -10,7 +10,7 @@ denoising queries twice; ``CBDINOHead`` weighs the assisting half's losses
 by 0.5. Testing: only the lead backbone's features reach the transformer,
 so prediction, TTA and FLOP counting are plain DINO's.
 """
-from typing import Dict, List, Sequence, Union
+from typing import Dict, Sequence, Union
 
 import torch
 from mmdet.models.detectors import DINO

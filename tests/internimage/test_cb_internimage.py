@@ -4,7 +4,6 @@ stage receives the assisting stages as CBNetV2's dense composition says;
 options, errors, initialisation and layer ids."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from projects.internimage import CBInternImage, InternImage
 from projects.internimage.cb_internimage import composite_out_indices

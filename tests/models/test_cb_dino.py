@@ -214,7 +214,8 @@ def test_multi_scale_flip_test_through_det_tta_model(synthetic_data):
     from mmengine.registry import init_default_scope
     from make_synthetic_data import CLASSES
     init_default_scope('mmdet')
-    ms = Config.fromfile(str(REPO_ROOT / 'configs/coco/dino_4scale_cbinternimage_h_objects365_coco_ms.py'))
+    ms = Config.fromfile(
+        str(REPO_ROOT / 'configs/coco/dino_4scale_cbinternimage_h_objects365_coco_ms.py'))
     data = copy.deepcopy(ms.test_dataloader.dataset)
     data.update(data_root=str(synthetic_data / 'coco') + '/', metainfo=dict(classes=CLASSES),
                 pipeline=ms.tta_pipeline)
