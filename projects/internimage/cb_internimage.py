@@ -244,7 +244,7 @@ class CBInternImage(BaseModule):
                 nn.Identity() if j == 0 else nn.Conv2d(widths[i + j], widths[i], 1)
                 for j in range(self.num_levels - i)
             ]))
-        #: The resolved arguments of each backbone and of the composite.
+        #: The resolved arguments of the backbones (both alike) and of the composite.
         self.settings: Dict[str, Any] = dict(
             backbone=dict(assist.settings), out_indices=list(self.out_indices),
             cb_del_stages=cb_del_stages, cb_zero_init=cb_zero_init)

@@ -230,10 +230,13 @@ def test_multi_scale_flip_test_through_det_tta_model(synthetic_data):
     data.pipeline = small
     sample = DATASETS.build(data)[0]
     torch.manual_seed(0)
-    tta = MODELS.build(dict(**ms.tta_model, module=tiny_cb_config().model)).eval()
+    tta = MODELS.build(dict(**ms.tta_model, module=tiny_cb_config().model))
+    tta.module.init_weights()  # (DINO's level_embed is uninitialised memory until then)
+    tta.eval()
     with dino_num_feats(16), torch.no_grad():
         result = tta.test_step(pseudo_collate([sample]))[0]
     pred = result.pred_instances
     assert 0 < len(pred) <= 300
+    assert torch.isfinite(pred.bboxes).all() and torch.isfinite(pred.scores).all()
     h, w = result.ori_shape
     assert pred.bboxes.min() >= 0 and pred.bboxes[:, 2].max() <= w and pred.bboxes[:, 3].max() <= h
