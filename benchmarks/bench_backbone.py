@@ -7,16 +7,12 @@ the ratio between them. Run from the repository root::
     python benchmarks/bench_backbone.py --batch 8 --size 224 --warmup 2 --iters 10
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 from typing import Callable, Dict, List
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from projects.internimage import InternImage, get_arch  # noqa: E402
+from projects.internimage import InternImage, get_arch
 
 CORE_OPS = ('DCNv3', 'DCNv3_pytorch')
 

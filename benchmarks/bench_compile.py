@@ -19,17 +19,15 @@ On two CPU cores Inductor needs minutes per model to compile; keep
 ``--iters`` small.
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 import torch
 
+from ops_dcnv3.testing import perturb_offsets
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / 'tools'))
-from tests.helpers import perturb_dcn_offsets  # noqa: E402
 
 UPERNET_T = REPO_ROOT / 'configs' / 'ade20k' / 'upernet_internimage_t_512_160k_ade20k.py'
 MODELS = ('backbone', 'upernet')
@@ -70,8 +68,9 @@ class _SegmentorTensorForward(torch.nn.Module):
 
 
 def build_upernet() -> torch.nn.Module:
-    from config_loader import load_config
     from mmseg.registry import MODELS as SEG_MODELS
+
+    from projects.internimage.apis import load_config
     cfg = load_config(str(UPERNET_T))
     cfg.model.backbone.init_cfg = None
     return _SegmentorTensorForward(SEG_MODELS.build(cfg.model))
@@ -139,7 +138,7 @@ def main(argv: List[str] = None) -> Dict[str, Dict[str, float]]:
                       (args.upernet_batch, 3, args.upernet_size, args.upernet_size)))
     print(header, flush=True)
     for label, build, shape in cases:
-        r = bench(perturb_dcn_offsets(build(), scale=0.02).eval(), torch.randn(*shape), args)
+        r = bench(perturb_offsets(build(), scale=0.02).eval(), torch.randn(*shape), args)
         results[label] = r
         # One row as soon as it is measured (compiling takes minutes).
         print(f'{label:<45} {r["eager"]:>12.2f} {r["compiled"]:>15.2f} '

@@ -21,7 +21,6 @@ import torch
 from bench_dcnv3_cpu import make_inputs, time_in_turns
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
 
 def load_package(root: Path, name: str) -> ModuleType:

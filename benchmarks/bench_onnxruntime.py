@@ -12,7 +12,6 @@ Also prints the largest output difference. Run from the repository root::
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,11 +19,10 @@ from typing import Callable, Dict, List, Tuple
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / 'tools' / 'deployment'))
 # non-zero offsets and masks (zero at initialisation): fractional sampling
-from tests.helpers import perturb_dcn_offsets  # noqa: E402
+from ops_dcnv3.testing import perturb_offsets
+
+ROOT = Path(__file__).resolve().parents[1]
 
 UPERNET_T = ROOT / 'configs' / 'ade20k' / 'upernet_internimage_t_512_160k_ade20k.py'
 MODELS = ('backbone', 'upernet')
@@ -46,7 +44,7 @@ def parse_args(argv: List[str] = None) -> argparse.Namespace:
 def build_backbone() -> torch.nn.Module:
     from projects.internimage import InternImage, get_arch
     torch.manual_seed(0)
-    return perturb_dcn_offsets(InternImage(core_op='DCNv3', **get_arch('t')), scale=0.02).eval()
+    return perturb_offsets(InternImage(core_op='DCNv3', **get_arch('t')), scale=0.02).eval()
 
 
 class BackboneOutputs(torch.nn.Module):
@@ -61,10 +59,11 @@ class BackboneOutputs(torch.nn.Module):
 
 
 def build_upernet() -> torch.nn.Module:
-    import export_onnx
-    cfg = export_onnx.load_config(str(UPERNET_T))
-    model = perturb_dcn_offsets(export_onnx.build_model(cfg, 'none'), scale=0.02)
-    return export_onnx.SegmentorLogits(model).eval()
+    from projects.internimage.apis import load_config
+    from projects.internimage.apis.onnx_export import SegmentorLogits, build_model
+    cfg = load_config(str(UPERNET_T))
+    model = perturb_offsets(build_model(cfg, 'none'), scale=0.02)
+    return SegmentorLogits(model).eval()
 
 
 def best_rate(step: Callable[[], None], batch: int, iters: int) -> float:

@@ -5,24 +5,20 @@ offsets, masks and pixels, and invalid ones), on every CPU instruction set.
     python benchmarks/fuzz_dcnv3.py [--cases 5000] [--start 0] [--no-backward]
                                     [--isa avx2 --isa baseline]
 
-The cases are those of ``tests/ops_dcnv3/fuzz_cases.py`` (the test suite
-runs the first 300); ``--start`` picks the first seed. Prints the cases per
-kind, every disagreement (seed, case, what differs) and the time taken;
-exits 1 when any case disagrees. A disagreement is reproduced with
+The cases are those of ``ops_dcnv3/testing.py`` (the test suite runs the
+first 300); ``--start`` picks the first seed. Prints the cases per kind,
+every disagreement (seed, case, what differs) and the time taken; exits 1
+when any case disagrees. A disagreement is reproduced with
 ``make_case(seed)`` and ``check_case`` from that module.
 """
 import argparse
 import collections
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import ops_dcnv3  # noqa: E402
-from ops_dcnv3.functions import dcnv3_core_pytorch  # noqa: E402
-from tests.helpers import compiled_op  # noqa: E402
-from tests.ops_dcnv3.fuzz_cases import check_case, make_case  # noqa: E402
+import ops_dcnv3
+from ops_dcnv3.functions import dcnv3_core_pytorch
+from ops_dcnv3.testing import check_case, compiled_op, make_case
 
 
 def main() -> int:

@@ -8,14 +8,17 @@ runs on machines that have torch alone.
 - :func:`golden_files` / :func:`load_golden`: the golden-data loader.
 - :func:`random_case`: the op case maker.
 - :func:`rel_err`: the relative-error helper.
-- :func:`compiled_op`, :data:`requires_compiled`, :func:`compiled_state`,
-  :func:`core_op_params`: the compiled-op wrapper and its availability.
+- :data:`requires_compiled`, :func:`compiled_state`, :func:`core_op_params`:
+  the compiled op's availability (``compiled_op`` and ``perturb_offsets``
+  come from ``ops_dcnv3.testing``, shared with the benchmarks).
 """
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import pytest
 import torch
+
+from ops_dcnv3.testing import compiled_op
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / 'tests' / 'data'
@@ -87,14 +90,6 @@ def random_case(N=2, H=7, W=9, G=2, D=4, k=3, stride=1, pad=1, dilation=1,
     return tensors, args
 
 
-def compiled_op(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
-                *args: Any, im2col_step: int = 64) -> torch.Tensor:
-    """The compiled op with the core op's 14-argument signature (as
-    ``dcnv3_core_pytorch``), ``im2col_step`` added."""
-    from ops_dcnv3.functions import DCNv3Function
-    return DCNv3Function.apply(input, offset, mask, *args, im2col_step)
-
-
 def compiled_state() -> str:
     """'available', 'not built', or 'broken' (an extension file exists but
     does not import)."""
@@ -138,23 +133,3 @@ def op_cores() -> Sequence[Any]:
 #: A tiny T-style backbone (pre-norm, layer scale) for fast tests.
 TINY = dict(channels=16, depths=[1, 1, 2, 1], groups=[1, 2, 4, 8], layer_scale=1.0,
             offset_scale=1.0, post_norm=False, drop_path_rate=0.)
-
-
-def perturb_dcn_offsets(model: torch.nn.Module, scale: float = 0.05,
-                        seed: int = 0) -> torch.nn.Module:
-    """Give the DCNv3 offset and mask projections (zero at initialisation)
-    random weights, so that sampling positions are fractional and masks not
-    uniform, as in a trained model; returns ``model``.
-
-    Args:
-        model: any model with DCNv3 modules (parameters ``*.dcn.offset.*``
-            and ``*.dcn.mask.*``).
-        scale: standard deviation of the new weights.
-        seed: generator seed.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if '.dcn.offset.' in name or '.dcn.mask.' in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * scale)
-    return model

@@ -3,23 +3,17 @@
 Chosen by the config's default_scope; same arguments as mmdet's / mmseg's
 ``tools/test.py``. ``--out`` is a .pkl of raw predictions for detection and
 a directory of predicted label maps for segmentation. The metrics are logged
-and written to ``<work_dir>/<timestamp>/<timestamp>.json``.
+and written to ``<work_dir>/<timestamp>/<timestamp>.json``. The body is
+``projects.internimage.apis`` (``config_for_testing``, ``run_testing``).
 """
-from __future__ import annotations
-
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import config_loader  # noqa: E402
-import runner_options  # noqa: E402
+from mmengine.config import DictAction
 
-config_loader.add_repo_root_to_path()
+from projects.internimage.apis import config_for_testing, run_testing, set_local_rank
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    from mmengine.config import DictAction
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -55,28 +49,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         action='store_true',
         help='test under autocast: float16 on a GPU, bfloat16 on the CPU')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser.parse_args(argv)
+    return parser.parse_args()
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    config_loader.set_local_rank(args.local_rank)
-    from runner_builder import build_runner, close_runner
-
-    cfg = config_loader.load_config(args.config, args.cfg_options,
-                                    args.work_dir, args.launcher)
-    cfg.load_from = args.checkpoint
-    runner_options.enable_visualization(cfg, args.show, args.show_dir,
-                                        args.wait_time)
-    if args.tta:
-        runner_options.enable_tta(cfg)
-    if args.amp:
-        runner_options.enable_test_amp(cfg)
-    runner_options.set_output(cfg, args.out)
-    runner = build_runner(cfg)
-    metrics = runner.test()
-    close_runner()
-    return metrics
+def main() -> dict:
+    args = parse_args()
+    set_local_rank(args.local_rank)
+    cfg = config_for_testing(args.config, args.checkpoint, work_dir=args.work_dir,
+                             out=args.out, show=args.show, show_dir=args.show_dir,
+                             wait_time=args.wait_time, cfg_options=args.cfg_options,
+                             launcher=args.launcher, tta=args.tta, amp=args.amp)
+    return run_testing(cfg)
 
 
 if __name__ == '__main__':

@@ -1,23 +1,17 @@
 """Train a detector or a segmentor (chosen by the config's default_scope).
 
 Same arguments as mmdet's / mmseg's ``tools/train.py``; on machines without
-CUDA, ``--launcher pytorch`` trains with gloo on CPU processes.
+CUDA, ``--launcher pytorch`` trains with gloo on CPU processes. The body is
+``projects.internimage.apis`` (``config_for_training``, ``run_training``).
 """
-from __future__ import annotations
-
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import config_loader  # noqa: E402
-import runner_options  # noqa: E402
+from mmengine.config import DictAction
 
-config_loader.add_repo_root_to_path()
+from projects.internimage.apis import config_for_training, run_training, set_local_rank
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    from mmengine.config import DictAction
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -49,24 +43,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser.parse_args(argv)
+    return parser.parse_args()
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    config_loader.set_local_rank(args.local_rank)
-    from runner_builder import build_runner, close_runner
-
-    cfg = config_loader.load_config(args.config, args.cfg_options,
-                                    args.work_dir, args.launcher)
-    if args.amp:
-        runner_options.enable_amp(cfg)
-    if args.auto_scale_lr:
-        runner_options.enable_auto_scale_lr(cfg)
-    runner_options.set_resume(cfg, args.resume)
-    runner = build_runner(cfg)
-    runner.train()
-    close_runner()
+def main() -> None:
+    args = parse_args()
+    set_local_rank(args.local_rank)
+    cfg = config_for_training(args.config, work_dir=args.work_dir,
+                              cfg_options=args.cfg_options, launcher=args.launcher,
+                              amp=args.amp, auto_scale_lr=args.auto_scale_lr,
+                              resume=args.resume)
+    run_training(cfg)
 
 
 if __name__ == '__main__':

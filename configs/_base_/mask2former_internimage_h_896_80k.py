@@ -15,31 +15,20 @@ mask embeddings in layer 0, as in the reference); poly (power 1) decay to 0
 after a 1500-iteration linear warm-up from 1e-6 x lr. The leaf configs set
 the data set, the number of classes, the lr and the gradient clipping.
 
-Size: 1.3135B parameters (published 1.31B). FLOPs at 896x896: published
-4635G; ``tools/get_flops.py --shape 896 896`` counts 4881G, of which 126G
-are the transformer decoder's multi-head attentions (projections of the
-memory and the attention products) and 103G the einsums of the ten mask
-predictions, which the published (module-hook) counter did not see; without
-them 4653G.
+Size and FLOPs, published and counted here: docs/model_zoo.md.
 
 Memory: ``model.backbone.with_cp=True`` (activation checkpointing of the
 backbone blocks; same results) trades compute for memory when the GPUs run
 out of it (``--cfg-options model.backbone.with_cp=True``).
 """
 _base_ = [
-    'mmseg::_base_/default_runtime.py',
+    './seg_runtime.py',
     'mmseg::_base_/schedules/schedule_80k.py',
 ]
-# `projects.internimage.compat` applies the fixes for the released OpenMMLab
-# stack on current PyTorch (checkpoint loading) and setuptools.
-custom_imports = dict(
-    imports=['projects.internimage', 'projects.internimage.compat'],
-    allow_failed_imports=False)
-# Exact resume: every rank's generator states go into the checkpoints.
-# (No StrictLoadRunner here: the ADE20K stage starts from the COCO-Stuff
-# checkpoint, whose 172-class classifier is skipped on load, as in the
-# reference.)
-custom_hooks = [dict(type='RNGStateHook')]
+# mmengine's Runner, not seg_runtime.py's StrictLoadRunner: the ADE20K stage
+# starts from the COCO-Stuff checkpoint, whose 172-class classifier must be
+# skipped on load (as in the reference), which a strict runner refuses.
+runner_type = 'Runner'
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
               'internimage_h_jointto22k_384.pth')

@@ -1,8 +1,8 @@
 """Mask2Former + InternImage-H on ADE20K (COCO-Stuff-164k pre-trained),
-multi-scale + flip test: mIoU 62.9.
+multi-scale + flip test.
 
 The same model and training as
-``mask2former_internimage_h_896_80k_cocostuff2ade20k_ss.py`` (62.6 single
+``mask2former_internimage_h_896_80k_cocostuff2ade20k_ss.py`` (single
 scale); evaluated on the short sides 768, 832, 896, 960 and 1024 (long side
 <= 4 x short), each with and without a horizontal flip, the class
 probabilities averaged::

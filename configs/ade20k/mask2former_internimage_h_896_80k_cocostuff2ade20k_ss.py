@@ -3,9 +3,8 @@ fine-tuned from the COCO-Stuff-164k model
 (``configs/coco_stuff164k/mask2former_internimage_h_896_80k_cocostuff164k.py``,
 its published checkpoint is ``load_from``); single-scale test.
 
-Trained on 16 GPUs x 1 image. mIoU 62.6 (single scale) / 62.9 (multi-scale
-+ flip, ``mask2former_internimage_h_896_80k_cocostuff2ade20k_ms.py``),
-1.31B parameters, 4635 GFLOPs (896x896).
+Trained on 16 GPUs x 1 image; the multi-scale + flip test is
+``mask2former_internimage_h_896_80k_cocostuff2ade20k_ms.py``.
 
 The published checkpoints are in the reference's own (mmseg 0.x) layout:
 given as ``load_from`` or to ``tools/test.py`` they are converted on

@@ -1,7 +1,4 @@
-"""UperNet + InternImage-B, 512x512 crops, 160k iterations on ADE20K.
-
-mIoU 50.8 / 51.3, 128M parameters, 1185 GFLOPs (512x2048).
-"""
+"""UperNet + InternImage-B, 512x512 crops, 160k iterations on ADE20K."""
 _base_ = ['./upernet_internimage_t_512_160k_ade20k.py']
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'

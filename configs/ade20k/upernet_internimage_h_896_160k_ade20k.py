@@ -1,7 +1,6 @@
 """UperNet + InternImage-H, 896x896 crops, 160k iterations on ADE20K.
 
-Trained on 16 GPUs x 1 image. mIoU 59.9 / 60.3, 1.12B parameters,
-3566 GFLOPs (512x2048).
+Trained on 16 GPUs x 1 image.
 """
 _base_ = ['./upernet_internimage_l_640_160k_ade20k.py']
 

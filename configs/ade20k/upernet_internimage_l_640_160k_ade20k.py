@@ -1,7 +1,4 @@
-"""UperNet + InternImage-L, 640x640 crops, 160k iterations on ADE20K.
-
-mIoU 53.9 / 54.1, 256M parameters, 2526 GFLOPs (512x2048).
-"""
+"""UperNet + InternImage-L, 640x640 crops, 160k iterations on ADE20K."""
 _base_ = ['./upernet_internimage_t_512_160k_ade20k.py']
 
 crop_size = (640, 640)

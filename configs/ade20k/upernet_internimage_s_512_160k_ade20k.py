@@ -1,7 +1,4 @@
-"""UperNet + InternImage-S, 512x512 crops, 160k iterations on ADE20K.
-
-mIoU 50.1 / 50.9, 80M parameters, 1017 GFLOPs (512x2048).
-"""
+"""UperNet + InternImage-S, 512x512 crops, 160k iterations on ADE20K."""
 _base_ = ['./upernet_internimage_t_512_160k_ade20k.py']
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'

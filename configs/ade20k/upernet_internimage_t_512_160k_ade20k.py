@@ -1,25 +1,13 @@
 """UperNet + InternImage-T, 512x512 crops, 160k iterations on ADE20K.
 
-mIoU 47.9 (single scale) / 48.1 (multi-scale + flip), 59M parameters,
-944 GFLOPs (512x2048).
+Published results, sizes and checkpoints of every config: configs/metafile.yml.
 """
 _base_ = [
     'mmseg::_base_/models/upernet_r50.py',
     'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/seg_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
-# `projects.internimage.compat` applies the fixes for the released OpenMMLab
-# stack on current PyTorch (checkpoint loading) and setuptools.
-custom_imports = dict(
-    imports=['projects.internimage', 'projects.internimage.compat'],
-    allow_failed_imports=False)
-# Refuses a checkpoint (load_from, resume, tools/test.py) that does not fit
-# the model, instead of loading part of it (projects/internimage/strict_load.py).
-runner_type = 'StrictLoadRunner'
-# Exact resume: every rank's generator states go into the checkpoints
-# (projects/internimage/engine/rng_state_hook.py).
-custom_hooks = [dict(type='RNGStateHook')]
 
 crop_size = (512, 512)
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'

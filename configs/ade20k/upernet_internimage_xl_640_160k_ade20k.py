@@ -1,7 +1,4 @@
-"""UperNet + InternImage-XL, 640x640 crops, 160k iterations on ADE20K.
-
-mIoU 55.0 / 55.3, 368M parameters, 3142 GFLOPs (512x2048).
-"""
+"""UperNet + InternImage-XL, 640x640 crops, 160k iterations on ADE20K."""
 _base_ = ['./upernet_internimage_l_640_160k_ade20k.py']
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'

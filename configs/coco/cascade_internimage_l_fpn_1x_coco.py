@@ -1,25 +1,13 @@
 """Cascade Mask R-CNN + InternImage-L, FPN, 1x schedule on COCO.
 
 Three 4-conv + 1-fc box heads with SyncBN and GIoU loss.
-Box / mask mAP 54.9 / 47.7, 277M parameters, 1399 GFLOPs (1280x800).
 """
 _base_ = [
     'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
+    '../_base_/det_runtime.py',
 ]
-# `projects.internimage.compat` applies the fixes for the released OpenMMLab
-# stack on current PyTorch (checkpoint loading) and setuptools.
-custom_imports = dict(
-    imports=['projects.internimage', 'projects.internimage.compat'],
-    allow_failed_imports=False)
-# Refuses a checkpoint (load_from, resume, tools/test.py) that does not fit
-# the model, instead of loading part of it (projects/internimage/strict_load.py).
-runner_type = 'StrictLoadRunner'
-# Exact resume: every rank's generator states go into the checkpoints
-# (projects/internimage/engine/rng_state_hook.py).
-custom_hooks = [dict(type='RNGStateHook')]
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
               'internimage_l_22k_192to384.pth')
@@ -70,9 +58,3 @@ optim_wrapper = dict(
     clip_grad=None,
     constructor='InternImageLayerDecayOptimizerConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.94))
-
-# local_atomic: checkpoints are written to a temporary file and renamed, so a
-# kill never leaves a partial epoch_N.pth (local work dirs; drop it for s3://).
-default_hooks = dict(
-    checkpoint=dict(interval=1, max_keep_ckpts=3, save_best='auto',
-                    backend_args=dict(backend='local_atomic')))

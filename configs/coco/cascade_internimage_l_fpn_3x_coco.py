@@ -1,7 +1,6 @@
 """Cascade Mask R-CNN + InternImage-L, FPN, 3x schedule on COCO.
 
 Trained on 32 GPUs x 2 images with an EMA of the weights.
-Box / mask mAP 56.1 / 48.5, 277M parameters, 1399 GFLOPs (1280x800).
 """
 _base_ = [
     './cascade_internimage_l_fpn_1x_coco.py',
@@ -22,7 +21,7 @@ optim_wrapper = dict(
 # The reference's ExpMomentumEMAHook(momentum=1e-4): every iteration
 # ema = (1 - m) * ema + m * param (buffers too) with
 # m = (1 - 1e-4) * exp(-(1 + step) / 2000) + 1e-4; validation and the saved
-# `state_dict` use the EMA weights.
+# `state_dict` use the EMA weights. The runtime's hooks (RNGStateHook) follow.
 custom_hooks = [
     dict(
         type='EMAHook',
@@ -31,5 +30,4 @@ custom_hooks = [
         gamma=2000,
         update_buffers=True,
         priority=49),
-    dict(type='RNGStateHook'),
-]
+] + _base_.custom_hooks

@@ -1,7 +1,4 @@
-"""Cascade Mask R-CNN + InternImage-XL, FPN, 1x schedule on COCO.
-
-Box / mask mAP 55.3 / 48.1, 387M parameters, 1782 GFLOPs (1280x800).
-"""
+"""Cascade Mask R-CNN + InternImage-XL, FPN, 1x schedule on COCO."""
 _base_ = ['./cascade_internimage_l_fpn_1x_coco.py']
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'

@@ -1,8 +1,7 @@
-"""DINO 4-scale + CB-InternImage-H, multi-scale + flip test (published box
-mAP 65.0 on COCO val2017).
+"""DINO 4-scale + CB-InternImage-H, multi-scale + flip test.
 
 The same model and training as
-``dino_4scale_cbinternimage_h_objects365_coco_ss.py`` (64.5 single scale);
+``dino_4scale_cbinternimage_h_objects365_coco_ss.py`` (single scale);
 tested through mmdet's ``DetTTAModel``::
 
     python tools/test.py configs/coco/dino_4scale_cbinternimage_h_objects365_coco_ms.py \\
@@ -12,9 +11,9 @@ Each image is detected at short sides 800, 1000 and 1200 (long side at
 most 2000), each with and without a horizontal flip; the six sets of boxes
 are mapped back to the image and merged by class-wise NMS (IoU 0.5), keeping
 the 300 best. The reference does not publish its test-time augmentation (its
-table gives 65.0 without a config), so these scales are this project's
-choice, around the single-scale test's 1000: this config may not reproduce
-65.0 exactly.
+table gives the result without a config), so these scales are this
+project's choice, around the single-scale test's 1000: this config may not
+reproduce the published result exactly.
 """
 _base_ = ['./dino_4scale_cbinternimage_h_objects365_coco_ss.py']
 

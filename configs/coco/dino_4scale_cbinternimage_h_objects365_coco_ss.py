@@ -1,18 +1,17 @@
 """DINO 4-scale + CB-InternImage-H (two InternImage-H composed as in
 CBNetV2), pre-trained on Objects365, fine-tuned on COCO; single-scale test.
 
-Box mAP 64.5 single-scale / 65.0 multi-scale (COCO val2017; 65.4 on
-test-dev in the paper), 2.18B parameters (this model: 2.179B); 7984 GFLOPs
-at 1333x800 (``tools/get_flops.py --shape 800 1333``); training memory
-estimated at 60.9 GiB per GPU at the largest training image
-(``benchmarks/estimate_train_memory.py``): it fits an 80 GB A100.
+Published results, size and checkpoints: ``configs/metafile.yml``; the
+FLOPs counted here and the training memory, estimated without a GPU (it
+fits an 80 GB A100): ``docs/model_zoo.md``.
 
 The recipe is the DINO-H one (``dino_4scale_internimage_h_objects365_coco_ss.py``:
 schedule, lr, layer decay, 900 queries, 1000 denoising queries, multi-scale
 training, test at short side 1000, activation checkpointing), with:
 
 - ``CBInternImage``: an assisting and a lead InternImage-H, every stage of
-  the assisting one fed into the lead one (``projects/internimage/cb_internimage.py``);
+  the assisting one fed into the lead one
+  (``projects/internimage/models/cb_internimage.py``);
 - ``CBChannelMapper`` and ``CBDINO`` / ``CBDINOHead``: in training DINO's
   losses are computed on both backbones' features, the assisting one's with
   weight 0.5; at test time on the lead backbone's alone;

@@ -1,9 +1,9 @@
 """DINO 4-scale + InternImage-H, pre-trained on Objects365, fine-tuned on
 COCO for 20k iterations; single-scale test.
 
-Box mAP 63.4 (COCO val2017), 1.1B parameters (this model: 1.099B), 4104
-GFLOPs at 1333x800 (``tools/get_flops.py --shape 800 1333``); training
-memory estimated at 31.6 GiB per GPU (``benchmarks/estimate_train_memory.py``).
+Published results, size and checkpoint: ``configs/metafile.yml``; the
+FLOPs counted here and the training memory, estimated without a GPU:
+``docs/model_zoo.md``.
 
 The reference's recipe (its ``dino_4scale_internimage_h_objects365_coco_ss``
 config): InternImage-H with activation checkpointing, stages 1-3 into a

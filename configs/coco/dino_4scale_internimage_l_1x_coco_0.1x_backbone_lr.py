@@ -1,7 +1,6 @@
 """DINO 4-scale + InternImage-L, 12 epochs, backbone lr x0.1, on COCO.
 
 No layer decay: the whole backbone trains at a tenth of the base lr.
-Box mAP 57.6, 241M parameters.
 """
 _base_ = ['./dino_4scale_internimage_l_1x_coco_layer_wise_lr.py']
 

@@ -1,7 +1,4 @@
-"""DINO 4-scale + InternImage-L, 12 epochs, layer-wise lr decay, on COCO.
-
-Box mAP 57.5, 241M parameters.
-"""
+"""DINO 4-scale + InternImage-L, 12 epochs, layer-wise lr decay, on COCO."""
 _base_ = ['./dino_4scale_internimage_t_1x_coco_layer_wise_lr.py']
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'

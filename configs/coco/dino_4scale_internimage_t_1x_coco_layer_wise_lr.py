@@ -1,20 +1,16 @@
 """DINO 4-scale + InternImage-T, 12 epochs, layer-wise lr decay, on COCO.
 
 900 queries, two-stage, box refinement, contrastive denoising (mmdet's DINO
-defaults). Box mAP 53.9, 49M parameters.
+defaults).
 """
-_base_ = ['mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py']
-# `projects.internimage.compat` applies the fixes for the released OpenMMLab
-# stack on current PyTorch (checkpoint loading) and setuptools.
-custom_imports = dict(
-    imports=['projects.internimage', 'projects.internimage.compat'],
-    allow_failed_imports=False)
-# Refuses a checkpoint (load_from, resume, tools/test.py) that does not fit
-# the model, instead of loading part of it (projects/internimage/strict_load.py).
-runner_type = 'StrictLoadRunner'
-# Exact resume: every rank's generator states go into the checkpoints
-# (projects/internimage/engine/rng_state_hook.py).
-custom_hooks = [dict(type='RNGStateHook')]
+# mmdet's DINO config brings mmdet's default_runtime.py, so this config takes
+# internimage_runtime.py beside it rather than det_runtime.py (mmengine
+# refuses a key that two bases both define) and sets the checkpoint hook of
+# det_runtime.py itself, below.
+_base_ = [
+    'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py',
+    '../_base_/internimage_runtime.py',
+]
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
               'internimage_t_1k_224.pth')
@@ -100,8 +96,8 @@ param_scheduler = [
         gamma=0.1),
 ]
 
-# local_atomic: checkpoints are written to a temporary file and renamed, so a
-# kill never leaves a partial epoch_N.pth (local work dirs; drop it for s3://).
+# As in det_runtime.py: every epoch, keep the last three and the best, written
+# atomically (temporary file, then rename).
 default_hooks = dict(
     checkpoint=dict(interval=1, max_keep_ckpts=3, save_best='auto',
                     backend_args=dict(backend='local_atomic')))

@@ -1,7 +1,4 @@
-"""Mask R-CNN + InternImage-B, FPN, 1x schedule on COCO.
-
-Box / mask mAP 48.8 / 44.0, 115M parameters, 501 GFLOPs (1280x800).
-"""
+"""Mask R-CNN + InternImage-B, FPN, 1x schedule on COCO."""
 _base_ = ['./mask_rcnn_internimage_t_fpn_1x_coco.py']
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'

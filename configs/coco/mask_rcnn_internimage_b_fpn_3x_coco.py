@@ -1,7 +1,4 @@
-"""Mask R-CNN + InternImage-B, FPN, 3x schedule with multi-scale + crop.
-
-Box / mask mAP 50.3 / 44.8, 115M parameters, 501 GFLOPs (1280x800).
-"""
+"""Mask R-CNN + InternImage-B, FPN, 3x schedule with multi-scale + crop."""
 _base_ = [
     './mask_rcnn_internimage_b_fpn_1x_coco.py',
     '../_base_/coco_ms-crop_3x.py',

@@ -1,7 +1,4 @@
-"""Mask R-CNN + InternImage-S, FPN, 1x schedule on COCO.
-
-Box / mask mAP 47.8 / 43.3, 69M parameters, 340 GFLOPs (1280x800).
-"""
+"""Mask R-CNN + InternImage-S, FPN, 1x schedule on COCO."""
 _base_ = ['./mask_rcnn_internimage_t_fpn_1x_coco.py']
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'

@@ -1,7 +1,4 @@
-"""Mask R-CNN + InternImage-S, FPN, 3x schedule with multi-scale + crop.
-
-Box / mask mAP 49.7 / 44.5, 69M parameters, 340 GFLOPs (1280x800).
-"""
+"""Mask R-CNN + InternImage-S, FPN, 3x schedule with multi-scale + crop."""
 _base_ = [
     './mask_rcnn_internimage_s_fpn_1x_coco.py',
     '../_base_/coco_ms-crop_3x.py',

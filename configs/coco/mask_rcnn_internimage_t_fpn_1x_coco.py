@@ -1,24 +1,13 @@
 """Mask R-CNN + InternImage-T, FPN, 1x schedule (12 epochs) on COCO.
 
-Box / mask mAP 47.2 / 42.5, 49M parameters, 270 GFLOPs (1280x800).
+Published results, sizes and checkpoints of every config: configs/metafile.yml.
 """
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
+    '../_base_/det_runtime.py',
 ]
-# `projects.internimage.compat` applies the fixes for the released OpenMMLab
-# stack on current PyTorch (checkpoint loading) and setuptools.
-custom_imports = dict(
-    imports=['projects.internimage', 'projects.internimage.compat'],
-    allow_failed_imports=False)
-# Refuses a checkpoint (load_from, resume, tools/test.py) that does not fit
-# the model, instead of loading part of it (projects/internimage/strict_load.py).
-runner_type = 'StrictLoadRunner'
-# Exact resume: every rank's generator states go into the checkpoints
-# (projects/internimage/engine/rng_state_hook.py).
-custom_hooks = [dict(type='RNGStateHook')]
 
 pretrained = ('https://huggingface.co/OpenGVLab/InternImage/resolve/main/'
               'internimage_t_1k_224.pth')
@@ -48,9 +37,3 @@ optim_wrapper = dict(
     clip_grad=None,
     constructor='InternImageLayerDecayOptimizerConstructor',
     paramwise_cfg=dict(layer_decay_rate=1.0))
-
-# local_atomic: checkpoints are written to a temporary file and renamed, so a
-# kill never leaves a partial epoch_N.pth (local work dirs; drop it for s3://).
-default_hooks = dict(
-    checkpoint=dict(interval=1, max_keep_ckpts=3, save_best='auto',
-                    backend_args=dict(backend='local_atomic')))

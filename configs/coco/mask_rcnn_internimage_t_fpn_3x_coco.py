@@ -1,7 +1,4 @@
-"""Mask R-CNN + InternImage-T, FPN, 3x schedule with multi-scale + crop.
-
-Box / mask mAP 49.1 / 43.7, 49M parameters, 270 GFLOPs (1280x800).
-"""
+"""Mask R-CNN + InternImage-T, FPN, 3x schedule with multi-scale + crop."""
 _base_ = [
     './mask_rcnn_internimage_t_fpn_1x_coco.py',
     '../_base_/coco_ms-crop_3x.py',

@@ -3,9 +3,8 @@ COCO-Stuff-164k: the pre-training stage of the ADE20K record
 (``configs/ade20k/mask2former_internimage_h_896_80k_cocostuff2ade20k_ss.py``
 starts from its checkpoint).
 
-Trained on 16 GPUs x 1 image. mIoU 52.6 / 52.8, 1.31B parameters,
-4635 GFLOPs (896x896). The lr is 2e-5 here (1e-5 on ADE20K) and the
-gradients are not clipped, as in the published config.
+Trained on 16 GPUs x 1 image. The lr is 2e-5 here (1e-5 on ADE20K) and
+the gradients are not clipped, as in the published config.
 
 Data: ``data/coco_stuff164k`` prepared as mmseg's docs say
 (``images/{train,val}2017``, ``annotations/{train,val}2017/*_labelTrainIds.png``).

@@ -16,10 +16,10 @@ The patches and why they exist:
    so ``resume`` fails; before 2.6 it meant unpickling (running) anything.
    Both schemes are re-registered, through mmengine's own
    ``CheckpointLoader.register_scheme``, with
-   :func:`~.checkpoint_reader.load_checkpoint_file`: CRC-checked, weights
+   :func:`~.checkpoint.reader.load_checkpoint_file`: CRC-checked, weights
    only first (mmengine's meta types allowed), the full unpickler only for
    files that need it (one warning naming the file), NaN/inf weights
-   refused, reference layouts converted (:mod:`.converters`).
+   refused, reference layouts converted (:mod:`.checkpoint.converters`).
 2. **Package helpers without pkg_resources.** mmengine resolves
    ``mmdet::``/``mmseg::`` bases with ``pkg_resources``, which setuptools 81
    deprecates (a ``pkg_resources is deprecated`` warning on every lookup,
@@ -27,6 +27,11 @@ The patches and why they exist:
    (the lookup fails). mmengine's ``is_installed``, ``get_installed_path``
    and ``package2module`` are replaced with ``importlib.metadata``
    equivalents, so pkg_resources is never imported and never warns.
+3. **The DCNv3 FLOP handle.** mmengine's complexity counter (and so mmdet's
+   and mmseg's ``tools/analysis_tools/get_flops.py``) counts only operators
+   it has a handle for; :func:`~.apis.flops.register_dcnv3_flop_handle` adds
+   one for ``ops_dcnv3::dcnv3`` to its default table (a private table of
+   ``mmengine.analysis``).
 """
 import importlib.util
 import os.path as osp
@@ -34,7 +39,7 @@ from importlib import metadata
 
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .checkpoint_reader import load_checkpoint_file, load_checkpoint_url
+from .checkpoint.reader import load_checkpoint_file, load_checkpoint_url
 
 __all__ = ['load_checkpoint_file', 'load_checkpoint_url', 'is_installed',
            'get_installed_path', 'package2module', 'apply']
@@ -117,8 +122,10 @@ def _patch_package_utils() -> None:
 
 def apply() -> None:
     """Apply the patches listed in the module docstring (idempotent)."""
+    from .apis.flops import register_dcnv3_flop_handle
     _patch_checkpoint_loaders()
     _patch_package_utils()
+    register_dcnv3_flop_handle()
 
 
 apply()

@@ -100,7 +100,6 @@ def test_every_pin_has_a_config():
 
 
 def _write() -> None:
-    sys.path.insert(0, str(REPO_ROOT))
     from tests.configs.conftest import load_config
     pins = {p.stem: config_pin(load_config(p)) for p in CONFIGS}
     PINS.write_text(json.dumps(pins, indent=1, sort_keys=True) + '\n')

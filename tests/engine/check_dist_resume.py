@@ -21,8 +21,9 @@ import subprocess
 import sys
 from typing import Any, List
 
+#: The repository root: tools/dist_train.sh puts it on the workers' path,
+#: where the variant configs' ``tests.engine.toy`` imports.
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
 
 IMPORTS = ['projects.internimage', 'projects.internimage.compat',
            'projects.internimage.engine', 'tests.engine.toy']
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
     dist_train(first_cfg, args.gpus, split, args.cfg_options, False, args.port + 1)
     dist_train(whole_cfg, args.gpus, split, args.cfg_options, True, args.port + 2)
 
-    from projects.internimage.checkpoint_reader import read_checkpoint
+    from projects.internimage.checkpoint.reader import read_checkpoint
     a = read_checkpoint(osp.join(whole, 'epoch_2.pth'))
     b = read_checkpoint(osp.join(split, 'epoch_2.pth'))
     dw = max_diff(a['state_dict'], b['state_dict'])

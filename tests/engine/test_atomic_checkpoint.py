@@ -16,7 +16,6 @@ import projects.internimage.engine.atomic_backend as atomic
 import tests.engine.toy  # noqa: F401
 from projects.internimage.engine import AtomicLocalBackend
 from tests.engine.test_resume import config
-from tests.helpers import REPO_ROOT
 
 
 def test_failing_write_leaves_the_old_file_and_no_partial_one(tmp_path, monkeypatch):
@@ -46,7 +45,6 @@ def test_put_text_and_new_directories(tmp_path):
 
 KILLED_WRITER = """
 import os, sys, time
-sys.path.insert(0, {root!r})
 import projects.internimage.engine.atomic_backend as atomic
 def slow_disk(fd):
     print('writing', flush=True)
@@ -59,7 +57,7 @@ atomic.AtomicLocalBackend().put(b'x' * 1_000_000, {target!r})
 def test_sigkill_during_the_write_leaves_no_file_under_the_final_name(tmp_path):
     target = tmp_path / 'epoch_1.pth'
     proc = subprocess.Popen([sys.executable, '-c', textwrap.dedent(
-        KILLED_WRITER.format(root=str(REPO_ROOT), target=str(target)))],
+        KILLED_WRITER.format(target=str(target)))],
         stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == 'writing'

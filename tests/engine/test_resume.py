@@ -121,7 +121,7 @@ def test_without_the_hook_the_resumed_run_differs(tmp_path):
 
 
 def test_checkpoint_holds_every_rank_state_and_loads_weights_only(tmp_path):
-    from projects.internimage.checkpoint_reader import read_checkpoint
+    from projects.internimage.checkpoint.reader import read_checkpoint
     cfg = config(tmp_path, 'ckpt', True, rng_hook=True)
     train(cfg, stop_after=1)
     ckpt = read_checkpoint(str(tmp_path / 'epoch_1.pth'), allow_unsafe=False)
@@ -145,7 +145,7 @@ class RecordStart(Hook):
 
 
 def test_load_from_loads_weights_but_keeps_the_seeded_generators(tmp_path):
-    from projects.internimage.checkpoint_reader import read_checkpoint
+    from projects.internimage.checkpoint.reader import read_checkpoint
     cfg = config(tmp_path / 'src', 'src', True, rng_hook=True)
     train(cfg, stop_after=1)
     ckpt = tmp_path / 'src' / 'epoch_1.pth'
@@ -161,3 +161,40 @@ def test_load_from_loads_weights_but_keeps_the_seeded_generators(tmp_path):
     saved = read_checkpoint(str(ckpt))['state_dict']
     assert all(torch.equal(starts[1].weights[k], v) for k, v in saved.items())
     assert torch.equal(starts[0].rng, starts[1].rng)  # not the checkpoint's states
+
+
+@pytest.mark.parametrize('by_epoch, save_best, gathers, steps', [
+    # runner.iter at each gathering (3 iterations an epoch; an iteration-based
+    # loop counts the current iteration from 0 in after_train_iter)
+    (True, None, [6, 12], ['2', '4']),  # after epochs 2 and 4 (checkpoints), not 1 and 3
+    # and before each validation: a best checkpoint may follow (epoch 3's did)
+    (True, 'mse', [3, 6, 6, 9, 12, 12], ['2', '3', '4']),
+    (False, None, [5, 11], ['12', '6']),  # iterations 6 and 12 of 12
+])
+def test_states_are_gathered_only_when_a_checkpoint_is_written(tmp_path, monkeypatch, by_epoch,
+                                                               save_best, gathers, steps):
+    """Every rank sends its states to all others (``all_gather_object``)
+    only when a checkpoint is written."""
+    from projects.internimage.checkpoint.reader import read_checkpoint
+    cfg = config(tmp_path, 'gathers', by_epoch, rng_hook=True)
+    if by_epoch:
+        cfg['train_cfg'].update(max_epochs=4)
+        cfg['default_hooks']['checkpoint'].update(interval=2, save_best=save_best, rule='less')
+    else:
+        cfg['train_cfg'].update(max_iters=12)
+        cfg['default_hooks']['checkpoint'].update(interval=6)
+    seen, runners = [], []
+    original = RNGStateHook._gather
+
+    def counting(hook):
+        seen.append(runners[0].iter)
+        original(hook)
+
+    monkeypatch.setattr(RNGStateHook, '_gather', counting)
+    runners.append(Runner(**cfg))
+    runners[0].train()
+    assert seen == gathers
+    saved = sorted(tmp_path.glob('*_[0-9]*.pth'))
+    assert [p.stem.split('_')[-1] for p in saved if not p.name.startswith('best')] == steps
+    for path in saved:
+        assert len(read_checkpoint(str(path))[CHECKPOINT_KEY]) == 1

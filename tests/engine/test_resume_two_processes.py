@@ -8,9 +8,8 @@ import textwrap
 
 from tests.helpers import REPO_ROOT
 
+# Run from the repository root (``cwd``), where ``tests`` imports.
 RANK = """
-import os, sys
-sys.path.insert(0, {root!r})
 import torch.distributed as dist
 dist.init_process_group('gloo', init_method='env://')
 from tests.engine.test_resume import config, train, assert_same_optim
@@ -42,7 +41,7 @@ def test_two_ranks_resume_exactly(tmp_path):
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
-    code = textwrap.dedent(RANK.format(root=str(REPO_ROOT), work=str(tmp_path)))
+    code = textwrap.dedent(RANK.format(work=str(tmp_path)))
     procs = []
     for rank in range(2):
         env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',

@@ -48,7 +48,7 @@ def build_model(cfg: Config, scope: str) -> nn.Module:
 def port_state_dict(golden: Dict[str, Any]) -> Dict[str, torch.Tensor]:
     """The golden weights in the port's layout: as stored (Mask R-CNN,
     Cascade, UperNet), or converted from the reference layout (DINO)."""
-    from projects.internimage.converters import convert_checkpoint
+    from projects.internimage.checkpoint.converters import convert_checkpoint
     checkpoint = convert_checkpoint({'state_dict': dict(golden['state_dict'])},
                                     f"{golden['family']}_tiny.pt")
     return checkpoint['state_dict']

@@ -10,8 +10,8 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
-from projects.internimage.cb_dino_head import CBDINOHead, branch_loss_name
-from projects.internimage.dino_head import InternImageDINOHead
+from projects.internimage.models.cb_dino_head import CBDINOHead, branch_loss_name
+from projects.internimage.models.dino_head import InternImageDINOHead
 from tests.helpers import REPO_ROOT
 from tests.models.golden_models import build_model, dino_num_feats, load_model_golden
 
@@ -212,7 +212,7 @@ def test_multi_scale_flip_test_through_det_tta_model(synthetic_data):
     from mmdet.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
-    from make_synthetic_data import CLASSES
+    from projects.internimage.apis.synthetic_data import CLASSES
     init_default_scope('mmdet')
     ms = Config.fromfile(
         str(REPO_ROOT / 'configs/coco/dino_4scale_cbinternimage_h_objects365_coco_ms.py'))

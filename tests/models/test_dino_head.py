@@ -5,7 +5,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from projects.internimage.dino_head import REFERENCE_EPS, InternImageDINOHead
+from projects.internimage.models.dino_head import REFERENCE_EPS, InternImageDINOHead
 from tests.helpers import REPO_ROOT
 from tests.models.golden_models import build_model, load_model_golden, port_config, port_state_dict
 

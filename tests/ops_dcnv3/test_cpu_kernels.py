@@ -10,7 +10,8 @@ import torch
 import ops_dcnv3
 from ops_dcnv3.functions import DCNv3Function, dcnv3_core_pytorch
 
-from tests.helpers import (compiled_op, golden_files, load_golden, op_args, random_case, rel_err,
+from ops_dcnv3.testing import compiled_op
+from tests.helpers import (golden_files, load_golden, op_args, random_case, rel_err,
                            requires_compiled)
 
 pytestmark = requires_compiled

@@ -182,7 +182,7 @@ def test_zero_offsets_same_gradients_on_both_paths(dtype):
     coordinates, where the bilinear weight has a kink: both paths take the
     same one-sided derivative there, whatever the image size."""
     from ops_dcnv3.functions import dcnv3_core_pytorch
-    from tests.helpers import compiled_op
+    from ops_dcnv3.testing import compiled_op
     for H, W in ((5, 7), (6, 3)):
         (x, off, mask), args = random_case(N=1, H=H, W=W, G=2, D=3, dtype=dtype, seed=H)
         off.zero_()

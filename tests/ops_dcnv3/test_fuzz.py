@@ -1,15 +1,14 @@
 """Seeded fuzz: 300 random calls (valid, with special values, invalid) on
 which the compiled op and the pure-PyTorch path must agree; see
-``fuzz_cases.py``. ``benchmarks/fuzz_dcnv3.py`` runs the same cases in
+``ops_dcnv3/testing.py``. ``benchmarks/fuzz_dcnv3.py`` runs the same cases in
 their thousands."""
 import collections
 
 import torch
 
 from ops_dcnv3.functions import dcnv3_core_pytorch
-
-from tests.helpers import compiled_op, requires_compiled
-from tests.ops_dcnv3.fuzz_cases import check_case, make_case
+from ops_dcnv3.testing import check_case, compiled_op, make_case
+from tests.helpers import requires_compiled
 
 SEEDS = range(300)
 

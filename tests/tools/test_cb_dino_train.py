@@ -17,6 +17,9 @@ import torch
 from tests.helpers import REPO_ROOT
 
 CB_CONFIG = REPO_ROOT / 'configs' / 'coco' / 'dino_4scale_cbinternimage_h_objects365_coco_ss.py'
+#: The tiny model's custom import (``tiny_dino_embed``: mmdet's DINO decoder
+#: at the tiny width), found as a user's custom modules are: on PYTHONPATH.
+CUSTOM_IMPORTS = Path(__file__).resolve().parent / 'custom_imports'
 #: What the tiny model must reach on the 8 validation images.
 MIN_BBOX_MAP_50 = 0.3
 ITERS = 200
@@ -24,9 +27,9 @@ ITERS = 200
 
 def run(cmd: List[str], log: Path) -> str:
     """Run a tool from outside the repository (one thread: the tiny model
-    is fastest so on a shared machine); fail with the end of its output."""
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    env.pop('PYTHONPATH', None)
+    is fastest so on a shared machine), with the tiny model's custom import
+    on PYTHONPATH; fail with the end of its output."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(CUSTOM_IMPORTS))
     proc = subprocess.run(cmd, cwd=log.parent, env=env, timeout=1200, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log.write_text(proc.stdout)
@@ -37,7 +40,7 @@ def run(cmd: List[str], log: Path) -> str:
 @pytest.fixture(scope='module')
 def shapes_data(tmp_path_factory) -> Path:
     """16 training and 8 validation images of 128x128 with 1-3 shapes."""
-    from make_synthetic_data import generate
+    from projects.internimage.apis.synthetic_data import generate
     out = tmp_path_factory.mktemp('cb_dino_data')
     generate(str(out), coco_num=(16, 8), ade_num=(1, 1), size=128, max_shapes=3)
     return out / 'coco'
@@ -49,7 +52,7 @@ def tiny_config(path: Path, data_root: Path) -> Path:
 _base_ = [{str(CB_CONFIG)!r}]
 custom_imports = dict(
     imports=['projects.internimage', 'projects.internimage.compat',
-             'tests.models.tiny_dino_embed'],
+             'tiny_dino_embed'],
     allow_failed_imports=False)
 data_root = {root!r}
 metainfo = dict(classes=('circle', 'rectangle', 'triangle', 'cross'))

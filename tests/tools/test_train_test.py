@@ -48,8 +48,10 @@ test_metrics.__test__ = False  # a helper, not a test
 
 def test_train_resume_test(tiny_seg_cfg, tmp_path):
     """Train 4 iterations (checkpoints at 2 and 4); resume a second run from
-    iteration 2: it restarts at iteration 2 and reaches the same iteration-4
-    weights; then tools/test.py evaluates the checkpoint."""
+    iteration 2 (``--resume CKPT``): it restarts at iteration 2 and reaches
+    the same iteration-4 weights; a third run with a bare ``--resume`` finds
+    that run's latest checkpoint and has nothing left to do; then
+    tools/test.py evaluates the checkpoint."""
     train = str(REPO_ROOT / 'tools' / 'train.py')
     test = str(REPO_ROOT / 'tools' / 'test.py')
     first, second = tmp_path / 'first', tmp_path / 'second'
@@ -74,6 +76,10 @@ def test_train_resume_test(tiny_seg_cfg, tmp_path):
     for key, value in ref['state_dict'].items():
         torch.testing.assert_close(res['state_dict'][key], value,
                                    atol=1e-5, rtol=1e-4, msg=key)
+
+    out = run([sys.executable, train, str(tiny_seg_cfg), '--work-dir', str(second),
+               '--resume'], tmp_path / 'third.log')
+    assert 'resumed epoch: 0, iter: 4' in out and 'Iter(train) [' not in out
 
     preds = tmp_path / 'preds'
     run([

@@ -15,11 +15,12 @@ uninterrupted one.
 
 When the states are taken and restored:
 
-* taken (gathered from all ranks) after each training epoch
-  (``EpochBasedTrainLoop``), after each iteration at which a
-  ``CheckpointHook`` will save (``IterBasedTrainLoop``), and before each
-  validation (for best-checkpoints saved after it). Only rank 0 writes the
-  checkpoint, so the ranks' states are gathered then, not at the save;
+* taken (gathered from all ranks) only when a checkpoint will be written:
+  after a training epoch or iteration at which a ``CheckpointHook`` saves
+  (its interval, ``save_begin`` and ``save_last``), and before a validation
+  whose results a ``CheckpointHook`` with ``save_best`` may save. Only rank 0
+  writes the checkpoint (``Runner.save_checkpoint`` runs on rank 0 alone), so
+  the ranks' states are gathered then, with every rank, not at the save;
 * validation leaves the training generators as it found them (states saved
   before it, restored after it): the resumed run does not repeat the
   validation that followed the saved epoch, so it must not have consumed
@@ -132,23 +133,26 @@ class RNGStateHook(Hook):
         return [h for h in runner.hooks if isinstance(h, CheckpointHook)]
 
     def after_train_epoch(self, runner) -> None:
-        """Gather the states the epoch's checkpoint will hold."""
-        if any(h.by_epoch for h in self._checkpoint_hooks(runner)):
+        """Gather the states when a by-epoch checkpoint is saved now."""
+        if any(h.by_epoch and (h.every_n_epochs(runner, h.interval, h.save_begin)
+                               or (h.save_last and h.is_last_train_epoch(runner)))
+               for h in self._checkpoint_hooks(runner)):
             self._gather()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None,
                          outputs: Any = None) -> None:
         """Gather the states when a by-iteration checkpoint is saved now."""
-        for h in self._checkpoint_hooks(runner):
-            if not h.by_epoch and (h.every_n_train_iters(runner, h.interval, h.save_begin)
-                                   or (h.save_last and h.is_last_train_iter(runner))):
-                self._gather()
-                return
+        if any(not h.by_epoch and (h.every_n_train_iters(runner, h.interval, h.save_begin)
+                                   or (h.save_last and h.is_last_train_iter(runner)))
+               for h in self._checkpoint_hooks(runner)):
+            self._gather()
 
     def before_val(self, runner) -> None:
-        """Keep the training states; gather them for a best-checkpoint."""
+        """Keep the training states; gather them when a best checkpoint may
+        follow the validation."""
         self._before_val = get_rng_state()
-        self._gather()
+        if any(h.save_best for h in self._checkpoint_hooks(runner)):
+            self._gather()
 
     def after_val(self, runner) -> None:
         """Give training back the states validation found."""

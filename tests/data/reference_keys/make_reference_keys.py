@@ -1,6 +1,6 @@
 """Write ``reference_keys.json``: the state-dict keys and shapes of the
 reference's tiny DINO-H and DINO + CB-InternImage-H models, for the
-key-for-key conversion tests (``tests/models/test_cb_dino_converter.py``).
+key-for-key conversion tests (``tests/checkpoint/test_cb_dino_converter.py``).
 
 Run from the repository root: ``python tests/data/reference_keys/make_reference_keys.py``.
 It reads only files of this repository, the goldens the reference code wrote
