@@ -3,7 +3,9 @@
 - :mod:`.models`: the backbone (``InternImage``, registered in mmengine's
   root ``MODELS`` registry, which the mmdet and mmseg registries search),
   its blocks, the variants table, the reference's DINO head
-  (``InternImageDINOHead``, mmdet) and whole-model config checks;
+  (``InternImageDINOHead``, mmdet), DINO + CB-InternImage (the composite
+  backbone ``CBInternImage``, root ``MODELS``; ``CBChannelMapper``,
+  ``CBDINOHead`` and ``CBDINO``, mmdet) and whole-model config checks;
 - :mod:`.checkpoint`: safe checkpoint reading, pretrained loading, the
   runner that refuses checkpoints which do not fit (``StrictLoadRunner``)
   and the reference-format converters;
@@ -29,10 +31,10 @@ do) applies the fixes (see README.md).
 from .checkpoint import StrictLoadRunner, load_pretrained
 from .engine import (CPUAmpOptimWrapper, CPUDistributedDataParallel,
                      InternImageLayerDecayOptimizerConstructor)
-from .models import ARCH_SETTINGS, InternImage, check_neck_in_channels, get_arch
+from .models import ARCH_SETTINGS, CBInternImage, InternImage, check_neck_in_channels, get_arch
 
 __all__ = [
-    'InternImage', 'InternImageLayerDecayOptimizerConstructor', 'ARCH_SETTINGS',
+    'InternImage', 'CBInternImage', 'InternImageLayerDecayOptimizerConstructor', 'ARCH_SETTINGS',
     'get_arch', 'load_pretrained', 'check_neck_in_channels',
     'StrictLoadRunner', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel'
 ]

@@ -18,7 +18,8 @@ def test_every_config_has_a_row(config):
             if line.startswith(f'| `{config.name}` |')]
     assert len(rows) == 1, f'{config.name}: {len(rows)} rows in {DOC.name}'
     cells = [c.strip() for c in rows[0].strip('|').split('|')]
-    assert re.fullmatch(r'`[\w.]+\.pth`( \(reference (DINO|Mask2Former) format\))?|not published.*', cells[1])
+    assert re.fullmatch(r'`[\w.]+\.pth`( \(reference (DINO|CB-DINO|Mask2Former) format\))?'
+                        r'|not published.*', cells[1])
     assert re.fullmatch(r'(\d\d\.\d|–) / (\d\d\.\d|–)', cells[2]), cells[2]
 
 

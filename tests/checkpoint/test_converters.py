@@ -1,6 +1,6 @@
 """What every reference-format conversion shares: mmdet 2.x EMA copies are
 dropped before the layout is detected, the converter scripts' body reads
-files with the safe reader, and the two scripts' command line."""
+files with the safe reader, and the scripts' command line."""
 import subprocess
 import sys
 
@@ -77,7 +77,7 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_scripts_command_line(dino, tmp_path):
-    """Both scripts: ``IN OUT``; a wrong input exits with 'error:' and the
+    """The scripts: ``IN OUT``; a wrong input exits with 'error:' and the
     reason, writing nothing."""
     src, dst = tmp_path / 'dino_ref.pth', tmp_path / 'dino_mmdet.pth'
     torch.save({'state_dict': dino, 'meta': {'epoch': 12}}, src)
@@ -86,11 +86,16 @@ def test_scripts_command_line(dino, tmp_path):
     assert f'converted {len(dino)} tensors: {src} -> {dst}' in result.stdout
     assert list(torch.load(dst, weights_only=True)['state_dict']) == list(convert_dino(dino))
 
-    other = tmp_path / 'm2f.pth'
-    result = run_script('internimage_mask2former_to_mmseg.py', str(src), str(other))
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        f'error: {src} is not a reference Mask2Former checkpoint: it has no '
-        "'decode_head.*.layers.N.attentions' / 'ffns' keys (already converted, or another "
-        'model?)')
-    assert not other.exists()
+    # each script converts its own layout only (plain DINO is not CB-DINO)
+    other = tmp_path / 'other.pth'
+    for script, title, keys in [
+            ('internimage_mask2former_to_mmseg.py', 'Mask2Former',
+             "'decode_head.*.layers.N.attentions' / 'ffns'"),
+            ('internimage_cb_dino_to_mmdet.py', 'CB-DINO',
+             "'bbox_head.transformer.*' and 'backbone.cb_modules.*'")]:
+        result = run_script(script, str(src), str(other))
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1] == (
+            f'error: {src} is not a reference {title} checkpoint: it has no {keys} keys '
+            '(already converted, or another model?)')
+        assert not other.exists()

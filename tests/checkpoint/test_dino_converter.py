@@ -1,6 +1,7 @@
 """The reference DINO checkpoint converter: the golden key map, errors,
 automatic conversion on ``load_from`` and the converter's body."""
 import logging
+from typing import List
 
 import pytest
 import torch
@@ -68,13 +69,8 @@ def test_convert_checkpoint_keeps_meta(golden):
     assert set(out['state_dict']) == {new for _, new in golden['port_key_map']}
 
 
-def test_load_from_a_reference_file_converts_it(golden, reference_file, tmp_path):
-    """The strict runner loads a reference file as it is (converted on the
-    fly, then fitting the model exactly) and logs one line."""
-    from projects.internimage.checkpoint.strict_load import StrictLoadRunner
-    cfg = port_config(golden, 'DCNv3_pytorch')
-    runner = StrictLoadRunner(model=cfg.model, work_dir=str(tmp_path / 'work'),
-                              load_from=str(reference_file), default_scope='mmdet')
+def load_logging(runner, needle: str) -> List[str]:
+    """``runner.load_or_resume()``; the messages it logged that hold ``needle``."""
     records = []
     handler = logging.Handler()
     handler.emit = records.append
@@ -83,7 +79,17 @@ def test_load_from_a_reference_file_converts_it(golden, reference_file, tmp_path
         runner.load_or_resume()
     finally:
         MMLogger.get_current_instance().removeHandler(handler)
-    lines = [r.getMessage() for r in records if 'reference dino checkpoint' in r.getMessage()]
+    return [r.getMessage() for r in records if needle in r.getMessage()]
+
+
+def test_load_from_a_reference_file_converts_it(golden, reference_file, tmp_path):
+    """The strict runner loads a reference file as it is (converted on the
+    fly, then fitting the model exactly) and logs one line."""
+    from projects.internimage.checkpoint.strict_load import StrictLoadRunner
+    cfg = port_config(golden, 'DCNv3_pytorch')
+    runner = StrictLoadRunner(model=cfg.model, work_dir=str(tmp_path / 'work'),
+                              load_from=str(reference_file), default_scope='mmdet')
+    lines = load_logging(runner, 'reference dino checkpoint')
     assert len(lines) == 1 and str(reference_file) in lines[0], lines
     state = runner.model.state_dict()
     for old, new in golden['port_key_map']:

@@ -52,8 +52,10 @@ def load_config_scope(cfg) -> None:
 
 #: The published facts of the model-zoo configs (OpenMMLab metafile format).
 METAFILE = Path(__file__).resolve().parents[2] / 'configs' / 'metafile.yml'
-#: The metafile's backbone names (first ``Architecture`` entry of a model).
-VARIANTS = {f'InternImage-{v.upper()}': v for v in ('t', 's', 'b', 'l', 'xl', 'h')}
+#: The metafile's backbone names (first ``Architecture`` entry of a model):
+#: ``InternImage-H``, or ``CB-InternImage-H`` for the composite backbone.
+VARIANTS = {f'{cb}InternImage-{v.upper()}': v for v in ('t', 's', 'b', 'l', 'xl', 'h')
+            for cb in ('', 'CB-')}
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,16 @@ class ZooModel:
     metrics: Dict[str, float]
     weights: Optional[str]
 
+    @property
+    def composite(self) -> bool:
+        """The backbone is two InternImage composed (``CB-InternImage-*``)."""
+        return self.metadata['Architecture'][0].startswith('CB-')
+
+    @property
+    def backbone_type(self) -> str:
+        """The config's ``model.backbone.type``."""
+        return 'CBInternImage' if self.composite else 'InternImage'
+
     def get(self, field: str, default: Any = None) -> Any:
         """A ``Metadata`` field, or ``default`` where the entry has none."""
         return self.metadata.get(field, default)
@@ -87,6 +99,14 @@ class ZooModel:
     def params_m(self) -> float:
         """``Parameters`` (published, rounded: ``49M``, ``1.31B``) in millions."""
         return parse_count(self.metadata['Parameters'], self.name)
+
+    @property
+    def params_half_unit_m(self) -> float:
+        """Half the unit of ``Parameters``' last digit, in millions (the
+        rounding error of the figure: ``49M`` 0.5, ``1.31B`` 5, ``1.1B`` 50)."""
+        text = str(self.metadata['Parameters'])
+        decimals = len(text[:-1].partition('.')[2])
+        return 0.5 * 10.0**-decimals * (1000 if text.endswith('B') else 1)
 
     @property
     def flops_g(self) -> Optional[float]:

@@ -39,9 +39,9 @@ def _jsonable(value: Any) -> Any:
 
 def resolved_backbone(model: torch.nn.Module) -> Dict[str, Any]:
     """The constructor arguments the built backbone resolved to."""
-    from projects.internimage import InternImage
+    from projects.internimage import CBInternImage, InternImage
     backbone = model.backbone
-    assert isinstance(backbone, InternImage)
+    assert isinstance(backbone, (InternImage, CBInternImage))
     return _jsonable(backbone.settings)
 
 

@@ -71,13 +71,19 @@ def test_entry_is_complete(path, zoo):
     assert model.collection in TASKS
     if model.weights is not None:
         assert model.weights.startswith('https://') and model.weights.endswith('.pth')
-    # the weights start from a pretrained backbone or a published model
-    starts = [model.get('Pretrained Backbone'), model.get('Fine-tuned From')]
+    # the weights start from a pretrained backbone, a published model of the
+    # zoo or a detector pre-trained on another data set
+    starts = [model.get('Pretrained Backbone'), model.get('Fine-tuned From'),
+              model.get('Pretrained Detector')]
     assert sum(s is not None for s in starts) == 1, starts
-    if starts[0] is not None:
-        assert starts[0].startswith('https://') and starts[0].endswith('.pth')
+    backbone, finetuned, detector = starts
+    if backbone is not None:
+        assert backbone.startswith('https://') and backbone.endswith('.pth')
+    elif finetuned is not None:
+        assert zoo[finetuned].weights is not None, f'{finetuned} has no Weights'
     else:
-        assert zoo[starts[1]].weights is not None, f'{starts[1]} has no Weights'
+        assert detector == 'not published' or (
+            detector.startswith('https://') and detector.endswith('.pth')), detector
     # results: the collection's tasks on the training data set
     dataset = DATASETS[path.parent.name]
     assert model.get('Training Data') == dataset
@@ -90,9 +96,16 @@ def test_entry_is_complete(path, zoo):
     assert model.params_m > 0
     if model.get('FLOPs') is not None:
         assert model.flops_g > 0
-    assert model.get('Batch Size') % int(model.get('Training Resources').split('x ')[0]) == 0
-    length = 'Epochs' if path.parent.name == 'coco' else 'Iterations'
-    assert isinstance(model.get(length), int)
+    resources = model.get('Training Resources')
+    # both or neither (not published)
+    assert (resources is None) == (model.get('Batch Size') is None)
+    if resources is not None:
+        assert model.get('Batch Size') % int(resources.split('x ')[0]) == 0
+    # COCO schedules in epochs (the Objects365 fine-tuning: iterations),
+    # segmentation schedules in iterations
+    lengths = ('Epochs', 'Iterations') if path.parent.name == 'coco' else ('Iterations', )
+    assert [type(model.get(n)) for n in lengths].count(int) == 1
+    assert model.get('Epochs') is None or path.parent.name == 'coco'
     assert isinstance(model.get('Learning Rate'), float)
     assert isinstance(model.get('Weight Decay'), float)
 
@@ -104,11 +117,17 @@ def test_config_agrees_with_metafile(path, zoo, load_cfg):
     model = zoo[path.stem]
     cfg = load_cfg(path)
     backbone = cfg.model.backbone
-    assert backbone.type == 'InternImage' and backbone.arch == model.variant
+    assert backbone.type == model.backbone_type and backbone.arch == model.variant
     init = (backbone.get('init_cfg') or {}).get('checkpoint')
     assert init == model.get('Pretrained Backbone')
     finetuned = model.get('Fine-tuned From')
-    assert cfg.load_from == (zoo[finetuned].weights if finetuned else None)
+    detector = model.get('Pretrained Detector')
+    if finetuned:
+        assert cfg.load_from == zoo[finetuned].weights
+    elif detector and detector != 'not published':
+        assert cfg.load_from == detector
+    else:
+        assert cfg.load_from is None
 
     ow = cfg.optim_wrapper
     assert ow.optimizer.lr == model.get('Learning Rate')
@@ -121,13 +140,18 @@ def test_config_agrees_with_metafile(path, zoo, load_cfg):
     clip = ow.get('clip_grad')
     assert (clip.max_norm if clip else None) == model.get('Gradient Clip')
 
-    gpus = int(model.get('Training Resources').split('x ')[0])
-    assert cfg.train_dataloader.batch_size * gpus == model.get('Batch Size')
-    assert cfg.auto_scale_lr.base_batch_size == model.get('Batch Size')
-    if path.parent.name == 'coco':
+    if model.get('Training Resources') is None:
+        # the total batch is not published: the lr cannot be scaled from it
+        assert not cfg.auto_scale_lr.get('enable') and 'base_batch_size' not in cfg.auto_scale_lr
+    else:
+        gpus = int(model.get('Training Resources').split('x ')[0])
+        assert cfg.train_dataloader.batch_size * gpus == model.get('Batch Size')
+        assert cfg.auto_scale_lr.base_batch_size == model.get('Batch Size')
+    if model.get('Epochs') is not None:
         assert cfg.train_cfg.max_epochs == model.get('Epochs')
     else:
         assert cfg.train_cfg.max_iters == model.get('Iterations')
+    if path.parent.name != 'coco':
         crop = tuple(int(s) for s in model.get('Crop Size').split('x'))
         assert tuple(cfg.model.data_preprocessor.size) == crop
 

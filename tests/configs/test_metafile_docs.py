@@ -102,9 +102,10 @@ COLUMNS: Dict[str, Tuple[Callable, Callable]] = {
                                   f"{fig(metric(m, 'mIoU(ms+flip)'))}"),
     '#param': (str, lambda m: m.get('Parameters')),
     'FLOPs': (str, lambda m: m.get('FLOPs', NONE)),
-    # 'InternImage-XL' (results tables) or 'XL, drop path 0.6' (recipes)
-    'backbone': (lambda c: c.split(',')[0].replace('InternImage-', '').lower(),
-                 lambda m: m.variant),
+    # 'InternImage-XL' (results tables) or 'XL, drop path 0.6' (recipes);
+    # 'CB-InternImage-H' or 'CB-H: two H composed' (composite backbone)
+    'backbone': (lambda c: c.split(',')[0].split(':')[0].replace('InternImage-', '').lower(),
+                 lambda m: ('cb-' if m.composite else '') + m.variant),
     'method': (lambda c: c.split(' (')[0].split(' 4-scale')[0], lambda m: m.collection),
     'schedule': (lambda c: c if re.fullmatch(r'\d+[xk]', c) else None, schedule),
     'crop': (crop, lambda m: m.get('Crop Size')),
@@ -167,7 +168,7 @@ def test_tables_agree_with_metafile(doc, zoo):
                     f'{doc.name}: {name}: column {column!r} says {cell!r}, '
                     f'metafile: {published(model)!r}')
             if expected:
-                kind = 'det' if model.get('Epochs') else 'seg'
+                kind = 'det' if 'box AP' in model.metrics else 'seg'
                 assert expected[kind] <= checked, (
                     f'{doc.name}: {name}: no column {expected[kind] - checked}')
     if expected:
@@ -186,10 +187,11 @@ def test_pretrained_backbone_table(zoo):
 
 
 def test_hub_addresses_in_the_prose_are_published(zoo):
-    """Every checkpoint address written out in the documents is a Weights or
-    a Pretrained Backbone of the metafile."""
+    """Every checkpoint address written out in the documents is a Weights, a
+    Pretrained Backbone or a Pretrained Detector of the metafile."""
     known = {m.weights for m in zoo.values()} | {
-        m.get('Pretrained Backbone') for m in zoo.values()}
+        m.get(field) for m in zoo.values()
+        for field in ('Pretrained Backbone', 'Pretrained Detector')}
     found = 0
     for doc in DOCS:
         text = re.sub(r"'\s*\n\s*'", '', doc.read_text())  # joined string literals

@@ -12,7 +12,9 @@ from projects.internimage import InternImage, get_arch
 from projects.internimage.models.arch_settings import ARCH_KEYS, resolve_arch
 
 ZOO = REPO_ROOT / 'configs'
-COCO = sorted(p.stem for p in (ZOO / 'coco').glob('*.py'))
+#: The Objects365 pre-trained DINO configs have their own recipe
+#: (test_objects365_recipes.py).
+COCO = sorted(p.stem for p in (ZOO / 'coco').glob('*.py') if 'objects365' not in p.stem)
 ADE = sorted(p.stem for p in (ZOO / 'ade20k').glob('upernet_*.py'))
 
 

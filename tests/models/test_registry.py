@@ -22,16 +22,31 @@ def test_build_from_config_in_both_registries(scope):
     assert [o.shape[1] for o in outs] == [32, 64]
 
 
-def test_registered_once_in_mmengines_root_registry():
-    """One registration (``@MODELS.register_module()``); the mmdet and mmseg
-    registries find it through their parent, mmengine's root registry."""
+@pytest.mark.parametrize('name', ['InternImage', 'CBInternImage'])
+def test_registered_once_in_mmengines_root_registry(name):
+    """One registration of each backbone (``@MODELS.register_module()``); the
+    mmdet and mmseg registries find it through their parent, mmengine's root
+    registry."""
+    import projects.internimage as pkg
     from mmengine.registry import MODELS
-    from projects.internimage import InternImage
-    assert MODELS.module_dict['InternImage'] is InternImage
+    assert MODELS.module_dict[name] is getattr(pkg, name)
     for scope in ('mmdet', 'mmseg'):
         registry = pytest.importorskip(f'{scope}.registry').MODELS
-        assert 'InternImage' not in registry.module_dict
-        assert registry.get('InternImage') is InternImage
+        assert name not in registry.module_dict
+        assert registry.get(name) is getattr(pkg, name)
+
+
+def test_cb_dino_parts_are_in_mmdets_registry():
+    """DINO + CB-InternImage's detector, neck and head are mmdet modules
+    (registered in mmdet's MODELS, as InternImageDINOHead), not in the root."""
+    from mmdet.registry import MODELS as MMDET
+    from mmengine.registry import MODELS
+
+    from projects.internimage.models import cb_dino
+    for name in ('CBDINO', 'CBDINOHead', 'CBChannelMapper', 'InternImageDINOHead'):
+        assert MMDET.module_dict[name] is MMDET.get(name)
+        assert name not in MODELS.module_dict
+    assert MMDET.get('CBDINO') is cb_dino.CBDINO
 
 
 def test_build_with_default_scope():

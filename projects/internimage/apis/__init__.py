@@ -8,6 +8,8 @@ the converter scripts are thin argparse scripts over them.
   running the Runner;
 - :mod:`.distributed`: the distributed set-up, with a CPU (gloo) path;
 - :mod:`.flops`: FLOP counting (the DCNv3 term, whole models);
+- :mod:`.train_memory`: the peak training memory of a DINO config,
+  estimated without a GPU (``benchmarks/estimate_train_memory.py``);
 - :mod:`.onnx_export`: the ONNX export wrappers and their onnxruntime check;
 - :mod:`.synthetic_data`: the demo's and the tests' synthetic data sets;
 - :mod:`.inference`: drawing predictions on images.

@@ -10,20 +10,36 @@ the tools call it after loading a config, before building the model.
 from typing import Any, List, Mapping, Optional, Sequence
 
 from .arch_settings import ARCH_KEYS, resolve_arch
+from .cb_internimage import composite_out_indices
+
+#: The backbone types checked, and the stages each returns by default. A
+#: ``CBInternImage`` returns the same stages from both its backbones.
+BACKBONE_TYPES = {'InternImage': (0, 1, 2, 3), 'CBInternImage': (1, 2, 3)}
+
+
+def backbone_out_indices(backbone_cfg: Mapping[str, Any]) -> List[int]:
+    """The stages whose outputs an InternImage (or CBInternImage, per
+    backbone) config returns."""
+    kind = backbone_cfg.get('type')
+    indices = backbone_cfg.get('out_indices', BACKBONE_TYPES.get(kind, (0, 1, 2, 3)))
+    if kind == 'CBInternImage':
+        indices = composite_out_indices(indices)
+    return list(indices)
 
 
 def backbone_out_channels(backbone_cfg: Mapping[str, Any]) -> List[int]:
     """The widths of the feature maps an InternImage backbone config returns.
 
     Args:
-        backbone_cfg: the ``model.backbone`` config (``type='InternImage'``).
+        backbone_cfg: the ``model.backbone`` config (``type='InternImage'``,
+            or ``'CBInternImage'``: the widths of each of its backbones).
 
     Returns:
         ``channels * 2**i`` for each ``i`` of its ``out_indices``.
     """
     overrides = {k: backbone_cfg[k] for k in ARCH_KEYS if k in backbone_cfg}
     channels = resolve_arch(backbone_cfg.get('arch'), overrides)['channels']
-    return [channels * 2**i for i in backbone_cfg.get('out_indices', (0, 1, 2, 3))]
+    return [channels * 2**i for i in backbone_out_indices(backbone_cfg)]
 
 
 def _first(cfg: Any) -> Optional[Mapping[str, Any]]:
@@ -34,7 +50,8 @@ def _first(cfg: Any) -> Optional[Mapping[str, Any]]:
 
 def check_neck_in_channels(model_cfg: Mapping[str, Any]) -> None:
     """Refuse a model config whose neck (or, without a neck, whose decode and
-    auxiliary heads) expect other widths than its InternImage backbone gives.
+    auxiliary heads) expect other widths than its InternImage (or
+    CBInternImage) backbone gives.
 
     Configs with another backbone type, or whose consumer does not state
     ``in_channels``, pass unchecked.
@@ -47,7 +64,7 @@ def check_neck_in_channels(model_cfg: Mapping[str, Any]) -> None:
             widths.
     """
     backbone = model_cfg.get('backbone')
-    if not backbone or backbone.get('type') != 'InternImage':
+    if not backbone or backbone.get('type') not in BACKBONE_TYPES:
         return
     widths = backbone_out_channels(backbone)
     neck = _first(model_cfg.get('neck'))
@@ -56,7 +73,7 @@ def check_neck_in_channels(model_cfg: Mapping[str, Any]) -> None:
             raise ValueError(
                 f"model.neck ({neck.get('type')}) in_channels={list(neck['in_channels'])} "
                 f'does not match the backbone widths {widths} (its stages at out_indices '
-                f"{list(backbone.get('out_indices', (0, 1, 2, 3)))})")
+                f'{backbone_out_indices(backbone)})')
         return
     for key in ('decode_head', 'auxiliary_head'):
         heads = model_cfg.get(key)

@@ -1,6 +1,6 @@
 """Reference-format checkpoints, converted to this project's model keys.
 
-The reference publishes some models (DINO, Mask2Former) with its own
+The reference publishes some models (DINO, CB-DINO, Mask2Former) with its own
 OpenMMLab 1.x implementations, whose ``state_dict`` keys differ from the
 mmdet 3.x / mmseg 1.x models these configs build. Each such layout is a
 :class:`ReferenceFormat`: a ``detect`` function that recognises it from the
@@ -196,7 +196,7 @@ def main(name: str, argv: Optional[List[str]] = None) -> None:
 
 
 # The layouts: each module registers its own (after the definitions above).
-from . import dino, mask2former  # noqa: E402,F401
+from . import cb_dino, dino, mask2former  # noqa: E402,F401
 from .mmdet2_ema import drop_ema_copies  # noqa: E402
 
 __all__ = ['ReferenceFormat', 'FORMATS', 'register_format', 'detect_format',

@@ -12,7 +12,7 @@ layout is a ``KeyError`` naming it (the layouts are checked down to the
 parameter name, so nothing passes unnoticed).
 """
 import re
-from typing import Dict, Iterable, List, Tuple
+from typing import Callable, Dict, Iterable, List, Tuple
 
 import torch
 
@@ -58,14 +58,23 @@ RULES: List[Tuple[str, str]] = [
 _COMPILED = [(re.compile(pattern), repl) for pattern, repl in RULES]
 
 
-def _strip_ddp(key: str) -> str:
+def strip_ddp(key: str) -> str:
+    """``key`` without a leading DDP ``module.``."""
     return key[len('module.'):] if key.startswith('module.') else key
+
+
+#: The composite backbone's keys: a reference CB-DINO checkpoint, the
+#: ``cb_dino`` layout (:mod:`.cb_dino`), not this one.
+COMPOSITE_BACKBONE = 'backbone.cb_modules.'
 
 
 def is_reference_dino(state_dict: StateDict) -> bool:
     """Whether ``state_dict`` has the reference's DINO layout: a transformer
-    under ``bbox_head.transformer`` (mmdet 3.x has none there)."""
-    return any(_strip_ddp(key).startswith(TRANSFORMER) for key in state_dict)
+    under ``bbox_head.transformer`` (mmdet 3.x has none there), with a plain
+    backbone (a composite one is the ``cb_dino`` layout)."""
+    keys = [strip_ddp(key) for key in state_dict]
+    return (any(key.startswith(TRANSFORMER) for key in keys)
+            and not any(key.startswith(COMPOSITE_BACKBONE) for key in keys))
 
 
 def convert_key(key: str) -> str:
@@ -78,7 +87,7 @@ def convert_key(key: str) -> str:
     Raises:
         KeyError: ``key`` has no counterpart in mmdet 3.x's DINO.
     """
-    name = _strip_ddp(key)
+    name = strip_ddp(key)
     for pattern, repl in _COMPILED:
         if pattern.fullmatch(name):
             return pattern.sub(repl, name)
@@ -86,14 +95,18 @@ def convert_key(key: str) -> str:
                    "mmdet 3.x's DINO (not a DINO-4scale checkpoint of the reference?)")
 
 
-def convert_dino(state_dict: StateDict) -> Dict[str, torch.Tensor]:
-    """A reference DINO ``state_dict`` with mmdet 3.x ``DINO`` keys.
+def rename_keys(state_dict: StateDict, convert: Callable[[str], str],
+                title: str) -> Dict[str, torch.Tensor]:
+    """``state_dict`` with every key renamed by ``convert``.
 
     Args:
         state_dict: The reference checkpoint's ``state_dict``.
+        convert: The new name of one key; raises ``KeyError`` naming a key
+            it cannot map.
+        title: The layout's name in messages (``'DINO'``).
 
     Returns:
-        A new dict, same tensors, mmdet 3.x keys, in the same order.
+        A new dict, same tensors, the new keys, in the same order.
 
     Raises:
         KeyError: A key has no counterpart (named in the message), or two
@@ -102,18 +115,32 @@ def convert_dino(state_dict: StateDict) -> Dict[str, torch.Tensor]:
     converted: Dict[str, torch.Tensor] = {}
     source: Dict[str, str] = {}
     for key, value in state_dict.items():
-        new = convert_key(key)
+        new = convert(key)
         if new in converted:
-            raise KeyError(f'reference DINO checkpoint keys {source[new]!r} and {key!r} '
+            raise KeyError(f'reference {title} checkpoint keys {source[new]!r} and {key!r} '
                            f'both map to {new!r}')
         converted[new] = value
         source[new] = key
     return converted
 
 
+def convert_dino(state_dict: StateDict) -> Dict[str, torch.Tensor]:
+    """A reference DINO ``state_dict`` with mmdet 3.x ``DINO`` keys
+    (:func:`rename_keys` by :func:`convert_key`).
+
+    Args:
+        state_dict: The reference checkpoint's ``state_dict``.
+
+    Raises:
+        KeyError: A key has no counterpart (named in the message), or two
+            keys map to the same name.
+    """
+    return rename_keys(state_dict, convert_key, 'DINO')
+
+
 DINO_FORMAT = register_format(ReferenceFormat(
     name='dino', title='DINO', signature=f"'{TRANSFORMER}*'", detect=is_reference_dino,
     convert=convert_dino))
 
-__all__ = ['DINO_FORMAT', 'RULES', 'TRANSFORMER', 'convert_dino', 'convert_key',
-           'is_reference_dino']
+__all__ = ['COMPOSITE_BACKBONE', 'DINO_FORMAT', 'RULES', 'TRANSFORMER', 'convert_dino',
+           'convert_key', 'is_reference_dino', 'rename_keys', 'strip_ddp']
