@@ -26,6 +26,23 @@ def _ids(paths: List[Path]) -> List[str]:
     return [p.stem for p in paths]
 
 
+#: Every config file.
+EVERY = sorted(set(ALL + PUBLISHED))
+
+
+def test_every_config_is_listed():
+    assert set(CONFIG_DIR.glob('*/*.py')) - set(CONFIG_DIR.glob('_base_/*.py')) == set(EVERY)
+
+
+@pytest.mark.parametrize('path', EVERY, ids=_ids(EVERY))
+def test_run_protections(path, load_cfg):
+    """What every config gets from its runtime bases (or root config)."""
+    cfg = load_cfg(path)
+    # checkpoints: written, then pointed to, then old ones removed
+    assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
+    assert 'backend_args' not in cfg.default_hooks.checkpoint  # the hook picks local_atomic
+
+
 @pytest.fixture
 def load(load_cfg):
     """``load(path)``: the config with the backbone's pretrained init_cfg

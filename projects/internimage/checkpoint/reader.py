@@ -118,6 +118,37 @@ def verify_crc32(archive_file: Union[str, IO[bytes]], filename: Optional[str] = 
                        'damaged: flipped or overwritten bytes)')
 
 
+def checkpoint_problem(filename: str) -> Optional[str]:
+    """Why ``filename`` is not a complete checkpoint, or None if it is.
+
+    Checks what can be checked without unpickling: the file exists and is
+    not empty, and (zip format) every record passes its CRC-32 check, which
+    also catches a truncated file. A legacy (non-zip) file is read with
+    :func:`read_checkpoint`.
+
+    Args:
+        filename: Path of the file.
+
+    Returns:
+        ``'does not exist'``, ``'is empty'`` or ``'is not a valid checkpoint
+        (...)'``; None for a readable file.
+    """
+    if not osp.isfile(filename):
+        return 'does not exist'
+    if osp.getsize(filename) == 0:
+        return 'is empty'
+    try:
+        with open(filename, 'rb') as f:
+            is_zip = f.read(4).startswith(b'PK\x03\x04')
+        if is_zip:
+            verify_crc32(filename)
+        else:
+            read_checkpoint(filename, map_location='cpu')
+    except (InvalidCheckpointError, OSError) as e:
+        return f'is not a valid checkpoint ({e})'
+    return None
+
+
 def _unsafe_globals(data: bytes) -> List[str]:
     """Globals of a zip checkpoint that even :data:`SAFE_GLOBALS` does not allow."""
     with torch.serialization.safe_globals(SAFE_GLOBALS):
