@@ -4,8 +4,10 @@ One set of tools serves detection (``default_scope='mmdet'``) and
 segmentation (``default_scope='mmseg'``) configs. :func:`load_config`
 applies the project's fixes for the released OpenMMLab stack
 (``projects.internimage.compat``, explicitly, before anything is parsed or
-built), parses the config, merges ``--cfg-options``, settles the work dir
-and registers the modules of the config's task package.
+built), parses the config, merges ``--cfg-options``, trusts the checkpoint
+files listed under ``trusted_checkpoints`` (see
+``projects.internimage.checkpoint.reader``), settles the work dir and
+registers the modules of the config's task package.
 """
 import os
 import os.path as osp
@@ -63,6 +65,9 @@ def load_config(config: str,
     cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    # checkpoints the user declared trusted (loaded with the full unpickler)
+    from ..checkpoint.reader import TRUST_CFG_KEY, trust_checkpoints
+    trust_checkpoints(cfg.get(TRUST_CFG_KEY, None))
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
