@@ -41,6 +41,8 @@ def test_run_protections(path, load_cfg):
     # checkpoints: written, then pointed to, then old ones removed
     assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
     assert 'backend_args' not in cfg.default_hooks.checkpoint  # the hook picks local_atomic
+    # dropped annotations reported, sample errors name the file
+    assert [h['type'] for h in cfg.custom_hooks].count('DataCheckHook') == 1
 
 
 @pytest.fixture
