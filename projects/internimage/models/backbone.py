@@ -183,10 +183,10 @@ class InternImage(BaseModule):
         # the architecture arguments the caller gave (the others come from arch)
         given = {k: v for k, v in arguments.items() if k in ARCH_KEYS and v is not FROM_ARCH}
         arch_cfg = resolve_arch(arch, given)
+        check_arch_settings(arch_cfg)
         for key in ('depths', 'groups', 'level2_post_norm_block_ids'):
             if arch_cfg[key] is not None:
                 arch_cfg[key] = list(arch_cfg[key])
-        check_arch_settings(arch_cfg)
         depths = arch_cfg['depths']
         num_levels = len(depths)
         out_indices = tuple(out_indices)
