@@ -107,12 +107,14 @@ def test_neck_width_mismatch_is_refused(group, name, key, value, match, load):
 
 
 def test_neck_check_follows_arch_and_overrides():
-    model = dict(backbone=dict(type='InternImage', arch='l', channels=16,
+    # (channels=20: L's groups 10, 20, 40, 80 divide its stage widths; a
+    # width they do not divide is refused first, as the backbone refuses it)
+    model = dict(backbone=dict(type='InternImage', arch='l', channels=20,
                                out_indices=(2, 3)),
-                 neck=dict(type='FPN', in_channels=[64, 128]))
+                 neck=dict(type='FPN', in_channels=[80, 160]))
     check_neck_in_channels(model)
     model['neck']['in_channels'] = [640, 1280]  # L's own widths: overridden
-    with pytest.raises(ValueError, match=r'\[640, 1280\].*widths \[64, 128\]'):
+    with pytest.raises(ValueError, match=r'\[640, 1280\].*widths \[80, 160\]'):
         check_neck_in_channels(model)
     # other backbones are not InternImage's business
     check_neck_in_channels(dict(backbone=dict(type='ResNet'), neck=dict(in_channels=[1])))

@@ -121,7 +121,8 @@ def test_segmentation_faults_are_named(data):
     bad[0, 0] = 199
     Image.fromarray(bad).save(ann[1])
     Image.fromarray(np.array(Image.open(ann[2]))[:32]).save(ann[2])  # half the height
-    img = data / 'ade' / 'ADEChallengeData2016' / 'images' / 'training' / 'ADE_training_00000003.jpg'
+    img = (data / 'ade' / 'ADEChallengeData2016' / 'images' / 'training'
+           / 'ADE_training_00000003.jpg')
     img.write_bytes(b'')
     report = check_config_data(SEG_CFG, 'train', seg_options(data), progress=False)
     p = report.problems
