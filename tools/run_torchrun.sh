@@ -11,8 +11,19 @@
 # 10) gets SIGKILL. The exit status is then 128 + the signal number.
 # Otherwise the exit status is torchrun's. dist_train.sh and dist_test.sh
 # run through this script.
+#
+# A SIGKILL to this script cannot be trapped: torchrun then gets SIGTERM from
+# the kernel (setpriv --pdeathsig, util-linux), which stops its workers, and
+# each worker gets SIGTERM when torchrun exits (prctl PR_SET_PDEATHSIG, set by
+# projects.internimage.apis.build_runner), so nothing trains on as an orphan.
 
-python -m torch.distributed.run "$@" &
+PDEATHSIG=()
+if command -v setpriv >/dev/null 2>&1 && setpriv --pdeathsig TERM true 2>/dev/null; then
+    PDEATHSIG=(setpriv --pdeathsig TERM)
+fi
+# the workers check that torchrun's parent is still this script
+export INTERNIMAGE_LAUNCHER_PID=$$
+"${PDEATHSIG[@]}" python -m torch.distributed.run "$@" &
 TORCHRUN_PID=$!
 
 alive() {

@@ -2,15 +2,16 @@
 
 mmdet's ``default_runtime.py`` plus ``internimage_runtime.py``
 (``custom_imports``, ``StrictLoadRunner``, ``RNGStateHook``) and the
-checkpoint hook: every epoch, the last three and the best kept, written
-atomically.
+checkpoint hook: every epoch, the last three and the best kept, by the
+project's ``AtomicCheckpointHook`` (written atomically, then pointed to by
+``last_checkpoint``, and only then are old ones removed).
 """
 _base_ = [
     'mmdet::_base_/default_runtime.py',
     './internimage_runtime.py',
 ]
-# local_atomic: checkpoints are written to a temporary file and renamed, so a
-# kill never leaves a partial epoch_N.pth (local work dirs; drop it for s3://).
+# AtomicCheckpointHook: a kill never leaves a partial checkpoint, nor loses
+# the last complete one (new file first, then last_checkpoint, then removals).
 default_hooks = dict(
-    checkpoint=dict(interval=1, max_keep_ckpts=3, save_best='auto',
-                    backend_args=dict(backend='local_atomic')))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3,
+                    save_best='auto'))

@@ -15,4 +15,6 @@ custom_imports = dict(
 # the model, instead of loading part of it (StrictLoadRunner).
 runner_type = 'StrictLoadRunner'
 # Exact resume: every rank's generator states go into the checkpoints.
-custom_hooks = [dict(type='RNGStateHook')]
+# Data checks: dropped annotations reported (above 5%: an error naming the
+# files), sample errors name their file, label maps checked.
+custom_hooks = [dict(type='RNGStateHook'), dict(type='DataCheckHook')]

@@ -86,9 +86,9 @@ param_scheduler = [
 ]
 
 # mIoU every 16k iterations (schedule_160k); checkpoints every 1k, keep one.
-# local_atomic: checkpoints are written to a temporary file and renamed, so a
-# kill never leaves a partial checkpoint (local work dirs; drop it for s3://).
+# AtomicCheckpointHook (seg_runtime.py says why it is set here): a kill never
+# leaves a partial checkpoint, nor loses the last complete one.
 default_hooks = dict(
     checkpoint=dict(
-        by_epoch=False, interval=1000, max_keep_ckpts=1, save_best='mIoU',
-        backend_args=dict(backend='local_atomic')))
+        type='AtomicCheckpointHook', by_epoch=False, interval=1000,
+        max_keep_ckpts=1, save_best='mIoU'))

@@ -96,8 +96,8 @@ param_scheduler = [
         gamma=0.1),
 ]
 
-# As in det_runtime.py: every epoch, keep the last three and the best, written
-# atomically (temporary file, then rename).
+# As in det_runtime.py: every epoch, keep the last three and the best, with
+# the project's AtomicCheckpointHook (no checkpoint lost to a kill).
 default_hooks = dict(
-    checkpoint=dict(interval=1, max_keep_ckpts=3, save_best='auto',
-                    backend_args=dict(backend='local_atomic')))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3,
+                    save_best='auto'))

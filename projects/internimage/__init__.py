@@ -12,6 +12,8 @@
 - :mod:`.engine`: the layer-wise lr decay optimizer constructor, exact
   resume (``RNGStateHook``), atomic checkpoint writes (``local_atomic``),
   CPU mixed precision and CPU data parallelism;
+- :mod:`.datasets`: data checks (the annotations, images and label maps a
+  run would drop or misread; ``DataCheckHook``; errors naming the file);
 - :mod:`.apis`: what the tools do (config loading, command-line options,
   runner building, distributed set-up, FLOP counting, ONNX export,
   synthetic data, drawing predictions);
@@ -29,6 +31,7 @@ Importing this package registers its modules and patches nothing; importing
 do) applies the fixes (see README.md).
 """
 from .checkpoint import StrictLoadRunner, load_pretrained
+from .datasets import DataCheckHook
 from .engine import (CPUAmpOptimWrapper, CPUDistributedDataParallel,
                      InternImageLayerDecayOptimizerConstructor)
 from .models import ARCH_SETTINGS, CBInternImage, InternImage, check_neck_in_channels, get_arch
@@ -36,5 +39,5 @@ from .models import ARCH_SETTINGS, CBInternImage, InternImage, check_neck_in_cha
 __all__ = [
     'InternImage', 'CBInternImage', 'InternImageLayerDecayOptimizerConstructor', 'ARCH_SETTINGS',
     'get_arch', 'load_pretrained', 'check_neck_in_channels',
-    'StrictLoadRunner', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel'
+    'StrictLoadRunner', 'CPUAmpOptimWrapper', 'CPUDistributedDataParallel', 'DataCheckHook'
 ]

@@ -73,14 +73,17 @@ def test_mmengine_checkpoint_loads_weights_only(tmp_path, logs):
     assert not logs, logs
 
 
-def test_other_objects_fall_back_with_one_line_naming_the_file(tmp_path, logs):
+def test_other_objects_are_refused_unless_trusted(tmp_path, logs, monkeypatch):
     path = tmp_path / 'ref.pth'
     torch.save({'model': weights(), 'config': Payload()}, path)
     CALLS.clear()
-    with pytest.raises(InvalidCheckpointError, match=r'ref\.pth is not a valid checkpoint: '
-                       r'it holds objects .*record_call.*allow_unsafe is False'):
-        read_checkpoint(str(path), allow_unsafe=False)
+    with pytest.raises(reader.UnsafeCheckpointError) as info:
+        read_checkpoint(str(path))
+    assert str(info.value).startswith(
+        f'{path} is not allowed: its pickle imports tests.checkpoint.test_reader.record_call, '
+        'which a weights-only load refuses')
     assert CALLS == [] and logs == []
+    monkeypatch.setenv(reader.TRUST_ENV, str(path))
     ckpt = read_checkpoint(str(path))
     assert CALLS == ['ran']  # the full unpickler ran the file's code
     assert torch.equal(ckpt['model']['layer0.weight'], weights()['layer0.weight'])
@@ -100,8 +103,8 @@ def test_getattr_is_limited_to_history_buffer_statistics(tmp_path):
 
     path = tmp_path / 'sneaky.pth'
     torch.save({'x': Sneaky()}, path)
-    with pytest.raises(InvalidCheckpointError, match=r"sneaky\.pth is not a valid checkpoint: "
-                       r"it holds objects .*getattr\(HistoryBuffer, '__init__'\)"):
+    with pytest.raises(reader.UnsafeCheckpointError, match=r"sneaky\.pth is not allowed: its "
+                       r"pickle imports builtins\.getattr\(HistoryBuffer, '__init__'\)"):
         read_checkpoint(str(path), allow_unsafe=False)
     with pytest.raises(pickle.UnpicklingError, match=r"getattr\(HistoryBuffer, '__init__'\)"):
         reader._history_buffer_getattr(HistoryBuffer, '__init__')
@@ -261,7 +264,7 @@ def test_the_file_is_read_once(tmp_path, kind, logs):
     torch.save(checkpoint, path, _use_new_zipfile_serialization=kind != 'legacy')
     size = path.stat().st_size
     before = _bytes_read()
-    loaded = read_checkpoint(str(path))
+    loaded = read_checkpoint(str(path), allow_unsafe=True)
     read = _bytes_read() - before
     assert torch.equal(loaded['state_dict']['w7'], big['w7'])
     assert size <= read < 1.1 * size, (read, size)

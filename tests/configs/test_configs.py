@@ -26,6 +26,25 @@ def _ids(paths: List[Path]) -> List[str]:
     return [p.stem for p in paths]
 
 
+#: Every config file.
+EVERY = sorted(set(ALL + PUBLISHED))
+
+
+def test_every_config_is_listed():
+    assert set(CONFIG_DIR.glob('*/*.py')) - set(CONFIG_DIR.glob('_base_/*.py')) == set(EVERY)
+
+
+@pytest.mark.parametrize('path', EVERY, ids=_ids(EVERY))
+def test_run_protections(path, load_cfg):
+    """What every config gets from its runtime bases (or root config)."""
+    cfg = load_cfg(path)
+    # checkpoints: written, then pointed to, then old ones removed
+    assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
+    assert 'backend_args' not in cfg.default_hooks.checkpoint  # the hook picks local_atomic
+    # dropped annotations reported, sample errors name the file
+    assert [h['type'] for h in cfg.custom_hooks].count('DataCheckHook') == 1
+
+
 @pytest.fixture
 def load(load_cfg):
     """``load(path)``: the config with the backbone's pretrained init_cfg
@@ -89,12 +108,14 @@ def test_neck_width_mismatch_is_refused(group, name, key, value, match, load):
 
 
 def test_neck_check_follows_arch_and_overrides():
-    model = dict(backbone=dict(type='InternImage', arch='l', channels=16,
+    # (channels=20: L's groups 10, 20, 40, 80 divide its stage widths; a
+    # width they do not divide is refused first, as the backbone refuses it)
+    model = dict(backbone=dict(type='InternImage', arch='l', channels=20,
                                out_indices=(2, 3)),
-                 neck=dict(type='FPN', in_channels=[64, 128]))
+                 neck=dict(type='FPN', in_channels=[80, 160]))
     check_neck_in_channels(model)
     model['neck']['in_channels'] = [640, 1280]  # L's own widths: overridden
-    with pytest.raises(ValueError, match=r'\[640, 1280\].*widths \[64, 128\]'):
+    with pytest.raises(ValueError, match=r'\[640, 1280\].*widths \[80, 160\]'):
         check_neck_in_channels(model)
     # other backbones are not InternImage's business
     check_neck_in_channels(dict(backbone=dict(type='ResNet'), neck=dict(in_channels=[1])))

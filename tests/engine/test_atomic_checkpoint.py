@@ -2,6 +2,7 @@
 the final name."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -67,7 +68,7 @@ def test_sigkill_during_the_write_leaves_no_file_under_the_final_name(tmp_path):
         proc.kill()
     assert not target.exists()
     leftovers = [p.name for p in tmp_path.iterdir()]
-    assert leftovers == [f'.epoch_1.pth.tmp-{proc.pid}'], leftovers
+    assert leftovers == [f'.epoch_1.pth.tmp-{socket.gethostname()}-{proc.pid}'], leftovers
 
 
 def test_checkpoint_hook_writes_through_it(tmp_path, monkeypatch):

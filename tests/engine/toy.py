@@ -104,3 +104,23 @@ class ToyMSEMetric(BaseMetric):
 
     def compute_metrics(self, results) -> dict:
         return dict(mse=sum(results) / len(results))
+
+
+@HOOKS.register_module(force=True)
+class ReportStartHook(Hook):
+    """Appends ``<pid> <iteration>`` to ``path`` when training starts (after
+    any resume): where a run continued from.
+
+    Args:
+        path: The file to append to.
+    """
+
+    priority = 'LOWEST'
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def before_train(self, runner) -> None:
+        import os
+        with open(self.path, 'a') as f:
+            f.write(f'{os.getpid()} {runner.iter}\n')

@@ -13,8 +13,7 @@ optim_wrapper = dict(optimizer=dict(type='AdamW', lr=0.01))
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=6)]
 train_cfg = dict(by_epoch=True, max_epochs=2)
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1,
-                    backend_args=dict(backend='local_atomic')),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1),
     logger=dict(type='LoggerHook', interval=1))
 custom_hooks = [dict(type='RNGStateHook')]
 randomness = dict(seed=0, deterministic=True)

@@ -10,6 +10,8 @@ Built on the meta device (no memory, no forward). Parameter counts:
   classifier head of a few million; Mask R-CNN T 49M = 28.8M + ~20M of
   FPN/RPN/RoI heads, S 69M, B 115M).
 """
+import re
+
 import pytest
 import torch
 
@@ -171,3 +173,25 @@ def test_arch_dict():
 def test_bad_arch(arch, match):
     with pytest.raises(ValueError, match=match):
         _settings(arch=arch)
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('channels', 16.5, 'channels must be a positive int, got 16.5'),
+    ('channels', '16', "channels must be a positive int, got '16'"),
+    ('depths', 4, 'depths must be a list of positive ints (one per stage), got 4'),
+    ('groups', [1, 2, 4.0, 8], 'groups[2]=4.0 must be a positive divisor'),
+])
+def test_wrong_types_are_named_before_the_neck_check(key, value, message):
+    """``channels=16.5`` used to surface as a neck in_channels mismatch."""
+    from projects.internimage import check_neck_in_channels
+    model = dict(backbone=dict(type='InternImage', channels=16, depths=[1, 1, 2, 1],
+                               groups=[1, 2, 4, 8]),
+                 neck=dict(type='FPN', in_channels=[16, 32, 64, 128]))
+    check_neck_in_channels(model)
+    model['backbone'][key] = value
+    with pytest.raises(ValueError) as info:
+        check_neck_in_channels(model)
+    assert str(info.value).startswith(f'model.backbone (InternImage): {message}')
+    assert 'in_channels' not in str(info.value)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        InternImage(**{k: v for k, v in model['backbone'].items() if k != 'type'})

@@ -3,7 +3,9 @@
 torchrun starts each worker in a session of its own, so neither Ctrl-C in
 the terminal nor a SIGTERM to the launcher reached the workers: they trained
 on. The launcher now forwards both to torchrun and every worker's process
-group, and kills what is left after a grace period.
+group, and kills what is left after a grace period. A SIGKILL (to the
+launcher or to torchrun) cannot be forwarded: the kernel's parent-death
+signal stops torchrun and the workers then.
 """
 import os
 import signal
@@ -47,7 +49,8 @@ def running(pid: int) -> bool:
     return state != 'Z'
 
 
-@pytest.mark.parametrize('how', ['sigterm_to_launcher', 'ctrl_c_to_process_group'])
+@pytest.mark.parametrize('how', ['sigterm_to_launcher', 'ctrl_c_to_process_group',
+                                 'sigkill_to_launcher', 'sigkill_to_torchrun'])
 def test_stopping_the_launcher_stops_every_worker(tmp_path, how):
     log = open(tmp_path / 'launcher.log', 'w')
     env = dict(os.environ, PORT=str(free_port()), STOP_GRACE='5')
@@ -73,6 +76,12 @@ def test_stopping_the_launcher_stops_every_worker(tmp_path, how):
         if how == 'sigterm_to_launcher':
             launcher.send_signal(signal.SIGTERM)
             expected = 128 + signal.SIGTERM
+        elif how == 'sigkill_to_launcher':  # nothing to trap: the kernel tells torchrun
+            launcher.send_signal(signal.SIGKILL)
+            expected = -signal.SIGKILL
+        elif how == 'sigkill_to_torchrun':  # the kernel tells the workers
+            os.kill(torchrun[0], signal.SIGKILL)
+            expected = None
         else:  # what the terminal does on Ctrl-C: SIGINT to the foreground group
             os.killpg(launcher.pid, signal.SIGINT)
             expected = 128 + signal.SIGINT
@@ -81,7 +90,8 @@ def test_stopping_the_launcher_stops_every_worker(tmp_path, how):
             time.sleep(0.2)
         survivors = [p for p in job if running(p)]
         assert not survivors, f'still running {time.time() - start:.1f} s later: {survivors}'
-        assert launcher.wait(timeout=10) == expected
+        if expected is not None:
+            assert launcher.wait(timeout=10) == expected
     finally:
         for pid in job + [launcher.pid]:
             if running(pid):

@@ -4,14 +4,17 @@ One set of tools serves detection (``default_scope='mmdet'``) and
 segmentation (``default_scope='mmseg'``) configs. :func:`load_config`
 applies the project's fixes for the released OpenMMLab stack
 (``projects.internimage.compat``, explicitly, before anything is parsed or
-built), parses the config, merges ``--cfg-options``, settles the work dir
-and registers the modules of the config's task package.
+built), parses the config, merges ``--cfg-options``, trusts the checkpoint
+files listed under ``trusted_checkpoints`` (see
+``projects.internimage.checkpoint.reader``), settles the work dir and
+registers the modules of the config's task package.
 """
 import os
 import os.path as osp
-from typing import Optional
+from typing import Any, Dict, Optional
 
-__all__ = ['SCOPES', 'load_config', 'scope_of', 'register_scope', 'set_local_rank']
+__all__ = ['SCOPES', 'load_config', 'scope_of', 'register_scope', 'set_local_rank',
+           'check_cfg_options']
 
 #: The task scopes a config may have.
 SCOPES = ('mmdet', 'mmseg')
@@ -62,7 +65,11 @@ def load_config(config: str,
     cfg = Config.fromfile(config)
     cfg.launcher = launcher
     if cfg_options:
+        check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
+    # checkpoints the user declared trusted (loaded with the full unpickler)
+    from ..checkpoint.reader import TRUST_CFG_KEY, trust_checkpoints
+    trust_checkpoints(cfg.get(TRUST_CFG_KEY, None))
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
@@ -70,6 +77,65 @@ def load_config(config: str,
                                 osp.splitext(osp.basename(config))[0])
     register_scope(cfg)
     return cfg
+
+
+_MISSING = object()
+
+
+def _lookup(cfg: Any, key: str) -> Any:
+    """The value at a dotted ``--cfg-options`` key (list indices allowed),
+    or ``_MISSING``."""
+    node = cfg
+    for part in key.split('.'):
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif hasattr(node, 'get') and not isinstance(node, (list, tuple)):
+            node = node.get(part, _MISSING)
+            if node is _MISSING:
+                return _MISSING
+        else:
+            return _MISSING
+    return node
+
+
+def _kind(value: Any) -> str:
+    return 'a bool' if isinstance(value, bool) else \
+        'an int' if isinstance(value, int) else 'a number'
+
+
+def check_cfg_options(cfg: Any, options: Dict[str, Any]) -> None:
+    """Refuse ``--cfg-options`` values that do not convert to the type the
+    config has at their key (a number, a bool), naming the key.
+
+    ``DictAction`` turns ``key=value`` into an int, float, bool, string or a
+    list/tuple of those; a typo (``max_epochs=1O``) stays a string and used
+    to fail much later without naming the key. Keys the config does not
+    have, or has as None, take any value.
+
+    Args:
+        cfg (mmengine.Config): The config before the options are merged.
+        options (dict): The parsed options.
+
+    Raises:
+        ValueError: Naming the first key whose value does not fit.
+    """
+    for key, value in options.items():
+        old = _lookup(cfg, key)
+        if old is _MISSING or old is None:
+            continue
+        if isinstance(old, bool):
+            fits = isinstance(value, bool)
+        elif isinstance(old, int):
+            fits = isinstance(value, int) and not isinstance(value, bool) or (
+                isinstance(value, float) and value.is_integer())
+        elif isinstance(old, float):
+            fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            continue
+        if not fits:
+            raise ValueError(
+                f'--cfg-options {key}={value!r}: the config has {_kind(old)} there ({old!r}), '
+                f'and {value!r} does not convert to one')
 
 
 def scope_of(cfg) -> str:

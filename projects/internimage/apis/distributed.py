@@ -21,15 +21,18 @@ Runner is built, :func:`setup_distributed`
 and :func:`teardown_distributed` closes that group at the end (gloo aborts
 the interpreter's exit otherwise).
 """
+import ctypes
 import datetime
 import os
+import signal
 import subprocess
+import sys
 from typing import Optional
 
 import torch
 import torch.distributed as dist
 
-__all__ = ['setup_distributed', 'teardown_distributed']
+__all__ = ['setup_distributed', 'teardown_distributed', 'die_with_parent']
 
 #: whether this process created the default process group (CPU path)
 _OWN_GROUP = False
@@ -55,6 +58,55 @@ def _export_rank_env(launcher: str) -> None:
             raise KeyError('the mpi launcher needs MASTER_ADDR')
     elif launcher != 'pytorch':
         raise ValueError(f'unknown launcher {launcher!r}')
+
+
+#: prctl's option that sets the signal a process gets when its parent exits
+PR_SET_PDEATHSIG = 1
+#: Exported by ``tools/run_torchrun.sh``: its pid, torchrun's parent.
+LAUNCHER_PID_ENV = 'INTERNIMAGE_LAUNCHER_PID'
+
+
+def _parent_of(pid: int) -> Optional[int]:
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return int(f.read().rsplit(')', 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> bool:
+    """Have the kernel send ``sig`` to this process when its parent exits.
+
+    A worker of ``tools/dist_train.sh`` (``prctl(PR_SET_PDEATHSIG)``): if
+    torchrun is killed (SIGKILL, which it cannot forward), its workers stop
+    instead of training on as orphans. ``tools/run_torchrun.sh`` does the same
+    for torchrun itself (``setpriv --pdeathsig``).
+
+    Args:
+        sig: The signal (default SIGTERM).
+
+    Returns:
+        Whether it is set (Linux only). If the parent is already gone
+        (torchrun killed while this worker started: under
+        ``tools/run_torchrun.sh``, whose pid is in
+        :data:`LAUNCHER_PID_ENV`, the parent's parent is not the launcher
+        any more), ``sig`` is sent at once.
+    """
+    if not sys.platform.startswith('linux'):
+        return False
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    launcher = os.environ.get(LAUNCHER_PID_ENV, '')
+    orphaned = os.getppid() != parent or (
+        launcher.isdigit() and _parent_of(os.getppid()) != int(launcher))
+    if orphaned:  # the parent exited before prctl took effect
+        os.kill(os.getpid(), sig)
+    return True
 
 
 def setup_distributed(cfg) -> None:

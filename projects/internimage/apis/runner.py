@@ -12,7 +12,7 @@ from typing import Optional
 
 from . import runner_options
 from .config import load_config
-from .distributed import setup_distributed, teardown_distributed
+from .distributed import die_with_parent, setup_distributed, teardown_distributed
 
 __all__ = ['config_for_training', 'config_for_testing', 'build_runner', 'close_runner',
            'run_training', 'run_testing']
@@ -109,6 +109,8 @@ def build_runner(cfg):
     # a config error: say so now, not as a shape error at the first iteration
     # (under --tta the detector or segmentor is the TTA model's `module`)
     check_neck_in_channels(cfg.model.get('module', cfg.model))
+    if cfg.get('launcher', 'none') == 'pytorch':
+        die_with_parent()  # a torchrun killed with SIGKILL leaves no orphan worker
     setup_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)

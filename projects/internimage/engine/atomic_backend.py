@@ -8,26 +8,40 @@ with mmengine's file backends as ``local_atomic``, writes to a temporary file
 in the same directory, flushes it to disk, then renames it over the final
 name (``os.replace``, atomic on POSIX and Windows). A reader sees the old
 file or the whole new one; a failed or killed write leaves at most a
-``.<name>.tmp-<pid>`` file, never a partial ``epoch_N.pth``.
+``.<name>.tmp-<host>-<pid>`` file (:data:`TMP_PATTERN`), never a partial
+``epoch_N.pth``; the next run removes it
+(:func:`.checkpoint_hook.remove_stale_tmp_files`).
 
-Enable it for checkpoints in a config::
-
-    default_hooks = dict(checkpoint=dict(
-        type='CheckpointHook', backend_args=dict(backend='local_atomic')))
-
-``CheckpointHook`` then writes the checkpoints through it (and removes old
-ones through it); reading is ``LocalBackend``'s. mmengine writes the small
-``last_checkpoint`` file itself (``open``), after the checkpoint, so it never
-names a partial checkpoint.
+The project's checkpoint hook, :class:`.checkpoint_hook.AtomicCheckpointHook`,
+writes checkpoints through it (and ``last_checkpoint`` through
+:func:`atomic_write`) in local directories; any other ``CheckpointHook``
+can use it with ``backend_args=dict(backend='local_atomic')``. Reading is
+``LocalBackend``'s.
 """
 import os
 import os.path as osp
+import re
+import socket
 from pathlib import Path
 from typing import Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
-__all__ = ['AtomicLocalBackend', 'atomic_write']
+__all__ = ['AtomicLocalBackend', 'atomic_write', 'TMP_PATTERN', 'tmp_name']
+
+#: Names of the temporary files: ``.<name>.tmp-<host>-<pid>`` (``<host>-``
+#: absent in files of earlier versions).
+TMP_PATTERN = re.compile(r'^\.(?P<name>.+)\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)$')
+
+
+def tmp_name(filepath: Union[str, Path]) -> str:
+    """The temporary file this process writes ``filepath`` through.
+
+    Args:
+        filepath: The final path.
+    """
+    directory, name = osp.split(osp.abspath(str(filepath)))
+    return osp.join(directory, f'.{name}.tmp-{socket.gethostname()}-{os.getpid()}')
 
 
 def atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
@@ -40,7 +54,7 @@ def atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
     filepath = str(filepath)
     directory = osp.dirname(osp.abspath(filepath))
     os.makedirs(directory, exist_ok=True)
-    tmp = osp.join(directory, f'.{osp.basename(filepath)}.tmp-{os.getpid()}')
+    tmp = tmp_name(filepath)
     try:
         with open(tmp, 'wb') as f:
             f.write(data)

@@ -129,3 +129,44 @@ def resolve_arch(arch: Union[str, Mapping[str, Any], None],
                          f"(arch='t', 's', 'b', 'l', 'xl', 'h' or 'g') or give channels, "
                          f'depths and groups')
     return settings
+
+
+def check_arch_settings(settings: Dict[str, Any]) -> None:
+    """Refuse architecture settings that cannot build a model, naming them.
+
+    Args:
+        settings: resolved architecture arguments (see :func:`resolve_arch`).
+
+    Raises:
+        ValueError: ``channels`` or a depth that is not a positive int
+            (``channels=16.5``), a non-positive ``mlp_ratio``, ``depths`` or
+            ``groups`` that are not lists;
+            ``depths`` and ``groups`` of different lengths; or a group count
+            that does not divide its stage's width.
+    """
+    channels, depths, groups = settings['channels'], settings['depths'], settings['groups']
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0:
+        raise ValueError(f'channels must be a positive int, got {channels!r}')
+    for key, value in (('depths', depths), ('groups', groups)):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f'{key} must be a list of positive ints (one per stage), '
+                             f'got {value!r}')
+    mlp_ratio = settings['mlp_ratio']
+    if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) \
+            or mlp_ratio <= 0 or int(channels * mlp_ratio) <= 0:
+        raise ValueError(f'mlp_ratio must be a positive number (with channels={channels}, '
+                         f'a hidden width of at least 1), got {mlp_ratio!r}')
+    if len(depths) != len(groups):
+        raise ValueError(f'depths {depths} and groups {groups} differ in length')
+    if not depths:
+        raise ValueError('depths must name at least one stage, got []')
+    for i, (depth, group) in enumerate(zip(depths, groups)):
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth <= 0:
+            raise ValueError(f'depths[{i}] must be a positive int, got {depth!r} '
+                             f'(depths={depths})')
+        width = channels * 2**i
+        if isinstance(group, bool) or not isinstance(group, int) or group <= 0 \
+                or width % group:
+            raise ValueError(f'groups[{i}]={group!r} must be a positive divisor of the '
+                             f'stage-{i} width {width} (channels={channels} * 2**{i}); '
+                             f'groups={groups}')

@@ -17,7 +17,8 @@ from mmengine.registry import MODELS
 from torch import nn
 
 from ..checkpoint.pretrained import load_pretrained
-from .arch_settings import ARCH_KEYS, ARCH_SETTINGS, STAGE_KEYS, resolve_arch
+from .arch_settings import (ARCH_KEYS, ARCH_SETTINGS, STAGE_KEYS, check_arch_settings,
+                            resolve_arch)
 from .blocks import InternImageStage
 from .layers import StemLayer, get_dcn_class
 
@@ -59,41 +60,6 @@ class _FromArch:
 
 #: Marks an architecture argument the caller did not give.
 FROM_ARCH: Any = _FromArch()
-
-
-def check_arch_settings(settings: Dict[str, Any]) -> None:
-    """Refuse architecture settings that cannot build a model, naming them.
-
-    Args:
-        settings: resolved architecture arguments (see :func:`resolve_arch`).
-
-    Raises:
-        ValueError: non-positive ``channels``, ``mlp_ratio`` or depths;
-            ``depths`` and ``groups`` of different lengths; or a group count
-            that does not divide its stage's width.
-    """
-    channels, depths, groups = settings['channels'], settings['depths'], settings['groups']
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0:
-        raise ValueError(f'channels must be a positive int, got {channels!r}')
-    mlp_ratio = settings['mlp_ratio']
-    if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) \
-            or mlp_ratio <= 0 or int(channels * mlp_ratio) <= 0:
-        raise ValueError(f'mlp_ratio must be a positive number (with channels={channels}, '
-                         f'a hidden width of at least 1), got {mlp_ratio!r}')
-    if len(depths) != len(groups):
-        raise ValueError(f'depths {depths} and groups {groups} differ in length')
-    if not depths:
-        raise ValueError('depths must name at least one stage, got []')
-    for i, (depth, group) in enumerate(zip(depths, groups)):
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth <= 0:
-            raise ValueError(f'depths[{i}] must be a positive int, got {depth!r} '
-                             f'(depths={depths})')
-        width = channels * 2**i
-        if isinstance(group, bool) or not isinstance(group, int) or group <= 0 \
-                or width % group:
-            raise ValueError(f'groups[{i}]={group!r} must be a positive divisor of the '
-                             f'stage-{i} width {width} (channels={channels} * 2**{i}); '
-                             f'groups={groups}')
 
 
 @MODELS.register_module()
@@ -217,10 +183,10 @@ class InternImage(BaseModule):
         # the architecture arguments the caller gave (the others come from arch)
         given = {k: v for k, v in arguments.items() if k in ARCH_KEYS and v is not FROM_ARCH}
         arch_cfg = resolve_arch(arch, given)
+        check_arch_settings(arch_cfg)
         for key in ('depths', 'groups', 'level2_post_norm_block_ids'):
             if arch_cfg[key] is not None:
                 arch_cfg[key] = list(arch_cfg[key])
-        check_arch_settings(arch_cfg)
         depths = arch_cfg['depths']
         num_levels = len(depths)
         out_indices = tuple(out_indices)

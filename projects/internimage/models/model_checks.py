@@ -9,7 +9,7 @@ the tools call it after loading a config, before building the model.
 """
 from typing import Any, List, Mapping, Optional, Sequence
 
-from .arch_settings import ARCH_KEYS, resolve_arch
+from .arch_settings import ARCH_KEYS, check_arch_settings, resolve_arch
 from .cb_internimage import composite_out_indices
 
 #: The backbone types checked, and the stages each returns by default. A
@@ -36,9 +36,20 @@ def backbone_out_channels(backbone_cfg: Mapping[str, Any]) -> List[int]:
 
     Returns:
         ``channels * 2**i`` for each ``i`` of its ``out_indices``.
+
+    Raises:
+        ValueError: architecture settings the backbone would refuse
+            (:func:`.arch_settings.check_arch_settings`: ``channels=16.5``...),
+            named as the backbone names them, before any width comparison.
     """
     overrides = {k: backbone_cfg[k] for k in ARCH_KEYS if k in backbone_cfg}
-    channels = resolve_arch(backbone_cfg.get('arch'), overrides)['channels']
+    settings = resolve_arch(backbone_cfg.get('arch'), overrides)
+    try:
+        check_arch_settings(settings)
+    except ValueError as e:
+        kind = backbone_cfg.get('type', 'InternImage')
+        raise ValueError(f'model.backbone ({kind}): {e}') from None
+    channels = settings['channels']
     return [channels * 2**i for i in backbone_out_indices(backbone_cfg)]
 
 
