@@ -11,6 +11,20 @@
 # 10) gets SIGKILL. The exit status is then 128 + the signal number.
 # Otherwise the exit status is torchrun's. dist_train.sh and dist_test.sh
 # run through this script.
+#
+# A signal that is ignored when a non-interactive shell starts cannot be
+# trapped: `trap` below would silently do nothing. A job that a script starts
+# in the background (`dist_train.sh ... &`, no job control) inherits SIGINT
+# ignored; Ctrl-C then reached torchrun alone (it handles SIGINT itself),
+# which stopped the workers and exited 1, and so did this script. So this
+# script restarts itself once with SIGINT at its default action: Ctrl-C gives
+# 130 however it was started.
+if [ "$(trap -p INT)" = "trap -- '' SIGINT" ] && [ -z "${_RUN_TORCHRUN_SIGINT_RESET:-}" ]; then
+    export _RUN_TORCHRUN_SIGINT_RESET=1
+    exec python -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' bash "$0" "$@"
+fi
 
 python -m torch.distributed.run "$@" &
 TORCHRUN_PID=$!
