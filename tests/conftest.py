@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT  # noqa: E402  (the repository root is on sys.path)
+from tests.helpers import REPO_ROOT, tf32_disabled  # noqa: E402  (the repository root is on sys.path)
 
 # The tools are scripts, not a package: their helpers import as top-level
 # modules (``config_loader``, ``make_synthetic_data``), as when the tools run.
@@ -24,3 +24,12 @@ def synthetic_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp('synthetic')
     generate(str(out), coco_num=(4, 2), ade_num=(4, 2), size=96)
     return out
+
+
+@pytest.fixture
+def no_tf32():
+    """TF32 off for the test (restored after): GPU tests that compare float32
+    results use this one fixture, e.g. ``pytestmark =
+    pytest.mark.usefixtures('no_tf32')``. See tests.helpers.tf32_disabled."""
+    with tf32_disabled():
+        yield

@@ -10,9 +10,12 @@ runs on machines that have torch alone.
 - :func:`rel_err`: the relative-error helper.
 - :func:`compiled_op`, :data:`requires_compiled`, :func:`compiled_state`,
   :func:`core_op_params`: the compiled-op wrapper and its availability.
+- :func:`tf32_disabled`: float32 matmuls and convolutions in full precision
+  on CUDA (the ``no_tf32`` fixture of ``tests/conftest.py``).
 """
+import contextlib
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Sequence, Tuple, Union
 
 import pytest
 import torch
@@ -158,3 +161,54 @@ def perturb_dcn_offsets(model: torch.nn.Module, scale: float = 0.05,
             if '.dcn.offset.' in name or '.dcn.mask.' in name:
                 p.copy_(torch.randn(p.shape, generator=gen) * scale)
     return model
+
+
+#: The float32 precision settings of the API of torch >= 2.9 (attribute
+#: paths under torch.backends); 'ieee' is full float32 precision.
+FP32_PRECISION_SETTINGS = ('cuda.matmul', 'cudnn.conv', 'cudnn.rnn')
+
+
+def _backend(path: str) -> Any:
+    obj = torch.backends
+    for name in path.split('.'):
+        obj = getattr(obj, name)
+    return obj
+
+
+@contextlib.contextmanager
+def tf32_disabled() -> Iterator[None]:
+    """float32 matmuls (cuBLAS) and convolutions (cuDNN) in full float32
+    precision, not TF32, inside the block; every setting is restored after.
+
+    cuDNN runs float32 convolutions in TF32 by default on Ampere and newer
+    GPUs (docs/tf32.md): float32 results then differ from float64 ones by
+    about 1e-3 instead of 1e-7. No effect on the CPU.
+
+    Uses the ``allow_tf32`` flags, which every torch version has and which
+    keep both APIs readable (torch >= 2.9 refuses to read
+    ``torch.backends.cudnn.allow_tf32`` once conv and RNN were set apart
+    through ``fp32_precision``); if they cannot be read because the caller
+    mixed the APIs, the ``fp32_precision`` settings are used instead.
+    """
+    try:
+        legacy = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                  torch.get_float32_matmul_precision())
+    except RuntimeError:  # the new API was used: stay with it
+        legacy = None
+    saved = ([] if legacy is not None else
+             [(path, _backend(path).fp32_precision) for path in FP32_PRECISION_SETTINGS])
+    try:
+        if legacy is not None:
+            torch.set_float32_matmul_precision('highest')
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        else:
+            for path, _ in saved:
+                _backend(path).fp32_precision = 'ieee'
+        yield
+    finally:
+        if legacy is not None:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = legacy[:2]
+            torch.set_float32_matmul_precision(legacy[2])
+        for path, value in reversed(saved):
+            _backend(path).fp32_precision = value
