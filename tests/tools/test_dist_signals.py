@@ -105,12 +105,16 @@ def test_stopping_the_launcher_stops_every_worker(tmp_path, how):
         else:  # what the terminal does on Ctrl-C: SIGINT to the foreground group
             os.killpg(launcher.pid, signal.SIGINT)
             expected = 128 + signal.SIGINT
+        # The launcher exits once it has stopped the job (after at most
+        # STOP_GRACE seconds it kills what is left); on a loaded machine
+        # that takes longer than the grace period, so wait for the launcher
+        # rather than for a fixed time.
+        assert launcher.wait(timeout=90) == expected
         start = time.time()
-        while time.time() - start < 15 and any(running(p) for p in job):
+        while time.time() - start < 10 and any(running(p) for p in job):
             time.sleep(0.2)
         survivors = [p for p in job if running(p)]
-        assert not survivors, f'still running {time.time() - start:.1f} s later: {survivors}'
-        assert launcher.wait(timeout=10) == expected
+        assert not survivors, f'still running after the launcher exited: {survivors}'
     finally:
         for pid in job + [launcher.pid]:
             if running(pid):
