@@ -6,7 +6,7 @@ STAMPS := .make
 OPS_SOURCES := $(shell find ops_dcnv3/src ops_dcnv3/setup.py -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' -o -name '*.h' -o -name 'setup.py')
 MMCV_VERSION := 2.1.0
 
-.PHONY: install test demo bench clean cuda-build-check
+.PHONY: install test demo bench clean cuda-build-check gpu-check
 
 # ops_dcnv3 and the project are editable installs of one checkout: redo them
 # when they point at another one (e.g. after a run in a fresh clone).
@@ -81,6 +81,13 @@ cuda-build-check:
 	else \
 		echo "SKIP: cuda-build-check: nvcc not found (set CUDA_HOME or put nvcc on PATH)"; \
 	fi
+
+# Everything that needs a GPU, on a machine with one and a CUDA build of
+# torch (torch and pytest suffice; no install step): builds the op for the
+# visible GPU, runs tests/ops_dcnv3 and the backbone goldens on CUDA and the
+# CUDA benchmark; logs and summary in build/gpu-check. See benchmarks/gpu_check.py.
+gpu-check:
+	$(PYTHON) benchmarks/gpu_check.py
 
 # Generates synthetic COCO/ADE20K data, trains and evaluates the tiny Mask
 # R-CNN and UperNet demos (2 CPU processes through tools/dist_train.sh);
