@@ -15,7 +15,7 @@ torch on a machine without a GPU finds them.
 
 1. Stages a copy of the repository's ``ops_dcnv3`` package (Python files,
    ``src/``, ``setup.py``) and of ``tests/ops_dcnv3`` with the test helpers
-   under ``--work``/stage (files copied only when changed, so that the build
+   (and the two scripts those tests run) under ``--work``/stage (files copied only when changed, so that the build
    is incremental); ``tests/data`` is a link to the repository's.
 2. Builds the extension there (``setup.py build_ext --inplace``) with
    ``FORCE_CUDA=1`` for one architecture (``TORCH_CUDA_ARCH_LIST``), against
@@ -48,7 +48,8 @@ from check_cuda_compile import find_nvcc, nvcc_info  # noqa: E402
 #: What the staged tree holds, relative to the repository root (folders are
 #: copied whole, minus build outputs).
 STAGED = ('ops_dcnv3', 'tests/__init__.py', 'tests/conftest.py', 'tests/helpers.py',
-          'tests/ops_dcnv3', 'setup.cfg')
+          'tests/ops_dcnv3', 'setup.cfg', 'benchmarks/gpu_check.py',
+          'cuda_checks/check_cuda_compile.py')
 #: Build outputs and caches that are never staged.
 SKIPPED_NAMES = {'build', '__pycache__', '.pytest_cache'}
 SKIPPED_SUFFIXES = ('.so', '.pyc', '.pyd', '.egg-info')
