@@ -195,11 +195,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     model.eval()
     gen = torch.Generator().manual_seed(args.seed)
     x = torch.randn(args.batch, 3, args.size, args.size, generator=gen, dtype=torch.float64)
-    with torch.no_grad():
-        shapes = [o.shape for o in copy.deepcopy(model).to(torch.float32)(x[:, :, :32, :32].float())]
-    strides = (4, 8, 16, 32)
-    grads = [torch.randn(args.batch, s[1], args.size // st, args.size // st, generator=gen,
-                         dtype=torch.float64).to(dev) for s, st in zip(shapes, strides)]
+    channels = get_arch(args.arch)['channels']
+    grads = [torch.randn(args.batch, channels * 2 ** i, args.size // (4 * 2 ** i),
+                         args.size // (4 * 2 ** i), generator=gen, dtype=torch.float64).to(dev)
+             for i in range(4)]
     refs = outputs(copy.deepcopy(model).to(dev, torch.float64), x.to(dev), grads)
     rows = run_variants(model.to(dev, torch.float32), x.to(dev, torch.float32), grads, refs,
                         args.device)

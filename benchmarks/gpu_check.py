@@ -130,8 +130,8 @@ def summary(steps: Sequence[Step], total: float) -> str:
     for s in steps:
         lines.append(f'{s.name:<18}{s.status:<9}{s.seconds:>8.1f}  {s.detail}')
     bad = [s.name for s in steps if s.status in (FAILED, TIMEOUT)]
-    lines.append(f'total {total:.0f} s: ' + ('all steps passed or skipped' if not bad
-                                           else 'not passed: ' + ', '.join(bad)))
+    verdict = 'not passed: ' + ', '.join(bad) if bad else 'all steps passed or skipped'
+    lines.append(f'total {total:.0f} s: {verdict}')
     return '\n'.join(lines)
 
 

@@ -190,7 +190,8 @@ def main() -> int:
     std = torch_cxx_standard()
     arch_names = ', '.join('sm_' + a for a in archs)
     print(f'check_cuda_compile: nvcc {release} ({nvcc}), archs {arch_names}, '
-          f'{len(cuda_sources)} .cu + {len(host_sources)} host source(s), {std}, {args.jobs} job(s)')
+          f'{len(cuda_sources)} .cu + {len(host_sources)} host source(s), {std}, '
+          f'{args.jobs} job(s)')
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix='dcnv3_cuda_check_') as tmp:

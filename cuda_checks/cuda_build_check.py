@@ -15,7 +15,8 @@ torch on a machine without a GPU finds them.
 
 1. Stages a copy of the repository's ``ops_dcnv3`` package (Python files,
    ``src/``, ``setup.py``) and of ``tests/ops_dcnv3`` with the test helpers
-   (and the two scripts those tests run) under ``--work``/stage (files copied only when changed, so that the build
+   (and the two scripts those tests run) under ``--work``/stage (files
+   copied only when changed, so that the build
    is incremental); ``tests/data`` is a link to the repository's.
 2. Builds the extension there (``setup.py build_ext --inplace``) with
    ``FORCE_CUDA=1`` for one architecture (``TORCH_CUDA_ARCH_LIST``), against

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT, tf32_disabled  # noqa: E402  (the repository root is on sys.path)
+# (the repository root is on sys.path)
+from tests.helpers import REPO_ROOT, tf32_disabled  # noqa: E402
 
 # The tools are scripts, not a package: their helpers import as top-level
 # modules (``config_loader``, ``make_synthetic_data``), as when the tools run.

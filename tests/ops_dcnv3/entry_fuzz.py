@@ -379,8 +379,8 @@ def _compare(got: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype) -> Option
     if got.shape != ref.shape:
         return f'shape {tuple(got.shape)} != {tuple(ref.shape)}'
     rtol, atol = TOLERANCE.get(dtype, (1e-4, 1e-5))
-    if not torch.allclose(got, ref, rtol=rtol, atol=atol * max(1.0, float(ref.abs().max()
-                                                                         if ref.numel() else 1))):
+    scale = max(1.0, float(ref.abs().max())) if ref.numel() else 1.0
+    if not torch.allclose(got, ref, rtol=rtol, atol=atol * scale):
         return f'max |diff| {float((got - ref).abs().max()):.3g} (rtol {rtol}, atol {atol})'
     return None
 
@@ -407,7 +407,8 @@ def check_outcome(case: Dict[str, Any], result: Any, error: Optional[BaseExcepti
         return 'returned', None
     roles = ('input', 'offset', 'mask') if case['entry'].endswith('backward') else ('output',)
     if len(outs) != len(roles) or not all(isinstance(o, torch.Tensor) for o in outs):
-        return 'returned', f'returned {type(result).__name__} of {len(outs)}, not {len(roles)} tensors'
+        return 'returned', (f'returned {type(result).__name__} of {len(outs)}, '
+                            f'not {len(roles)} tensors')
     geometry = _geometry(case)
     if geometry is not None:
         N, Ho, Wo, C, _ = geometry
@@ -453,9 +454,9 @@ def _child(specs: List[Tuple[str, int]], device: str) -> None:
             outcome, problem = run_one(case)
         except Exception as exc:  # the harness's own failure
             outcome, problem = 'harness', f'{type(exc).__name__}: {exc}'
-        out.write(f'END {i} ' + json.dumps(dict(outcome=outcome, problem=problem,
-                                                 text=case['text'],
-                                                 expect=case['expect'])) + '\n')
+        report = dict(outcome=outcome, problem=problem, text=case['text'],
+                      expect=case['expect'])
+        out.write(f'END {i} ' + json.dumps(report) + '\n')
         out.flush()
 
 
@@ -522,7 +523,7 @@ def run_cases(specs: Sequence[Tuple[str, int]], device: str = 'cpu',
         entry, seed = specs[current]
         how = 'hang' if hung else (f'crash (signal {-rc})' if rc < 0 else f'exit {rc}')
         results[current] = dict(outcome=how, problem=f'{how}; stderr: {stderr[-500:]}',
-                                 text=f'{entry} seed={seed} {device}', expect='?')
+                                text=f'{entry} seed={seed} {device}', expect='?')
         start = current + 1
     return [r if r is not None else dict(outcome='lost', problem='no result', text=str(s),
                                          expect='?') for r, s in zip(results, specs)]
