@@ -6,7 +6,7 @@ STAMPS := .make
 OPS_SOURCES := $(shell find ops_dcnv3/src ops_dcnv3/setup.py -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' -o -name '*.h' -o -name 'setup.py')
 MMCV_VERSION := 2.1.0
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench clean cuda-build-check gpu-check
 
 # ops_dcnv3 and the project are editable installs of one checkout: redo them
 # when they point at another one (e.g. after a run in a fresh clone).
@@ -61,6 +61,33 @@ $(STAMPS)/cuda-compile: $(STAMPS)/torch $(OPS_SOURCES) cuda_checks/check_cuda_co
 
 test: install $(STAMPS)/cuda-compile
 	$(PYTHON) -m pytest tests
+
+# The CUDA build against a CUDA build of torch, out of tree (build/
+# cuda-build-check), for one architecture, and tests/ops_dcnv3 with CPU
+# tensors against it: catches faults of the CUDA build's host side (compile
+# flags, linking) without a GPU. Its venv (5.5 GB) lives in $(CUDA_VENV).
+# Skipped without nvcc. .ci/run runs it after `make test`.
+CUDA_VENV ?= $(STAMPS)/cuda-venv
+CUDA_ARCH ?= 9.0
+$(CUDA_VENV)/installed: requirements/cuda-check.txt requirements/build.txt
+	$(PYTHON) -m venv $(CUDA_VENV)
+	$(CUDA_VENV)/bin/python -m pip install -r requirements/cuda-check.txt
+	@touch $@
+
+cuda-build-check:
+	@if command -v nvcc >/dev/null || [ -x "$${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ]; then \
+		$(MAKE) --no-print-directory $(CUDA_VENV)/installed \
+		&& $(CUDA_VENV)/bin/python cuda_checks/cuda_build_check.py --arch $(CUDA_ARCH); \
+	else \
+		echo "SKIP: cuda-build-check: nvcc not found (set CUDA_HOME or put nvcc on PATH)"; \
+	fi
+
+# Everything that needs a GPU, on a machine with one and a CUDA build of
+# torch (torch and pytest suffice; no install step): builds the op for the
+# visible GPU, runs tests/ops_dcnv3 and the backbone goldens on CUDA and the
+# CUDA benchmark; logs and summary in build/gpu-check. See benchmarks/gpu_check.py.
+gpu-check:
+	$(PYTHON) benchmarks/gpu_check.py
 
 # Generates synthetic COCO/ADE20K data, trains and evaluates the tiny Mask
 # R-CNN and UperNet demos (2 CPU processes through tools/dist_train.sh);

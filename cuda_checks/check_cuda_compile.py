@@ -11,7 +11,7 @@ not installed with it (``make test`` runs it through the Makefile's
    installed torch's headers, with the flags torch's BuildExtension uses for
    extensions (``-D__CUDA_NO_HALF_OPERATORS__`` etc., ``-DWITH_CUDA``,
    ``-DTORCH_EXTENSION_NAME=_C``, ``-DTORCH_API_INCLUDE_EXTENSION_H``, the
-   C++ ABI of torch, ``-std=c++17``) for real architectures (sm_80 and sm_90
+   C++ ABI of torch, the C++ standard BuildExtension picks) for real architectures (sm_80 and sm_90
    by default), into a temporary directory.
 2. Unless ``--no-host``: compiles the host parts of the CUDA build with the
    C++ compiler and ``-DWITH_CUDA`` (every ``.cpp`` under ``src/cuda`` and
@@ -108,6 +108,18 @@ def torch_flags() -> Tuple[List[str], List[str], List[str]]:
     return includes, defines, nvcc_flags
 
 
+def torch_cxx_standard() -> str:
+    """The ``-std`` flag torch's BuildExtension gives both compilers of an
+    extension that names none (ops_dcnv3/setup.py names none): C++17 up to
+    torch 2.12, C++20 from 2.13. Read from BuildExtension's source (it is
+    not exposed); C++17 when that source does not say."""
+    import inspect
+
+    from torch.utils import cpp_extension
+    found = re.findall(r"cpp_flag_prefix \+ '(c\+\+\d+)'", inspect.getsource(cpp_extension))
+    return f'-std={found[0]}' if found else '-std=c++17'
+
+
 class Job:
     def __init__(self, label: str, cmd: List[str], obj: Optional[Path]):
         self.label, self.cmd, self.obj = label, cmd, obj
@@ -175,9 +187,11 @@ def main() -> int:
     host_sources = [] if args.no_host else sorted(CUDA_SRC.glob('*.cpp')) + [SRC / 'dcnv3_api.cpp']
     includes, defines, nvcc_common = torch_flags()
     cxx = os.environ.get('CXX', 'c++')
+    std = torch_cxx_standard()
     arch_names = ', '.join('sm_' + a for a in archs)
     print(f'check_cuda_compile: nvcc {release} ({nvcc}), archs {arch_names}, '
-          f'{len(cuda_sources)} .cu + {len(host_sources)} host source(s), {args.jobs} job(s)')
+          f'{len(cuda_sources)} .cu + {len(host_sources)} host source(s), {std}, '
+          f'{args.jobs} job(s)')
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix='dcnv3_cuda_check_') as tmp:
@@ -188,13 +202,13 @@ def main() -> int:
             gencode += ['-gencode', f'arch=compute_{arch},code=sm_{arch}']
         for src in cuda_sources:
             obj = out_dir / (src.stem + '.cu.o')
-            cmd = [nvcc, '-c', str(src), '-o', str(obj), '-std=c++17', '-O3', '-lineinfo',
+            cmd = [nvcc, '-c', str(src), '-o', str(obj), std, '-O3', '-lineinfo',
                    '-Xcompiler', '-fPIC', *nvcc_common, *defines, *includes, f'-I{SRC}',
                    *gencode]
             jobs.append(Job(f'nvcc {src.relative_to(REPO_ROOT)}', cmd, obj))
         for src in host_sources:
             obj = out_dir / (src.stem + '.o')
-            cmd = [cxx, '-c', str(src), '-o', str(obj), '-std=c++17', '-O2', '-fPIC', '-Wall',
+            cmd = [cxx, '-c', str(src), '-o', str(obj), std, '-O2', '-fPIC', '-Wall',
                    '-Wextra', '-Wno-unknown-pragmas', *defines, *includes,
                    '-isystem', str(cuda_include), f'-I{SRC}']
             label = f'{Path(cxx).name} {src.relative_to(REPO_ROOT)} (-DWITH_CUDA)'

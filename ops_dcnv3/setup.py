@@ -78,7 +78,12 @@ def make_extension():
     # -fopenmp: at::parallel_for expands to an OpenMP pragma in ATen's headers.
     # -ffp-contract=fast: a * b + c becomes one FMA (ISO C++ mode turns it off).
     # -Wno-psabi: the 32-byte vector types never cross a call boundary.
-    cxx_flags = ['-O3', '-fopenmp', '-std=c++17', '-ffp-contract=fast', '-Wno-psabi']
+    # No -std here: torch's BuildExtension gives the C++ compiler and nvcc the
+    # standard its headers are built for (C++17 up to torch 2.12, C++20 from
+    # 2.13; torch 2.14's headers refuse C++17). Naming one overrides that for
+    # our translation units only, and every inline function of torch's headers
+    # they share with libtorch is then compiled under two standards.
+    cxx_flags = ['-O3', '-fopenmp', '-ffp-contract=fast', '-Wno-psabi']
     if not want_cuda():
         print('ops_dcnv3: building the CPU kernel')
         return CppExtension('ops_dcnv3._C', sources, include_dirs=[src],
@@ -93,7 +98,7 @@ def make_extension():
     sources += sorted(glob.glob(os.path.join(src, 'cuda', '*.cpp')))
     # No --use_fast_math: the kernels have no transcendental functions, and
     # flushing denormals would change small gradients.
-    nvcc_flags = ['-O3', '-std=c++17', '-lineinfo']
+    nvcc_flags = ['-O3', '-lineinfo']
     return CUDAExtension('ops_dcnv3._C', sources, include_dirs=[src],
                          define_macros=[('WITH_CUDA', None)],
                          extra_compile_args={'cxx': cxx_flags, 'nvcc': nvcc_flags},
@@ -105,7 +110,7 @@ setup(
     version='1.0.0',
     description='DCNv3 deformable convolution: CPU and CUDA kernels, a '
                 'pure-PyTorch path and the DCNv3 module',
-    packages=['ops_dcnv3', 'ops_dcnv3.functions', 'ops_dcnv3.modules'],
+    packages=['ops_dcnv3', 'ops_dcnv3.functions', 'ops_dcnv3.modules', 'ops_dcnv3.testing'],
     package_dir={'ops_dcnv3': '.'},
     ext_modules=[make_extension()],
     cmdclass={'build_ext': BuildExtension},

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import REPO_ROOT, require_compiled_if_built
+from tests.helpers import REPO_ROOT, require_compiled_if_built, tf32_disabled
 
 DEMO = REPO_ROOT / 'configs' / 'demo'
 DET_CFG = DEMO / 'mask_rcnn_internimage_demo.py'
@@ -127,3 +127,12 @@ def seg_checkpoint(tmp_path_factory) -> Path:
     """A checkpoint of the (untrained) segmentation demo model."""
     return save_tiny_checkpoint(
         SEG_CFG, tmp_path_factory.mktemp('ckpt') / 'seg.pth')
+
+
+@pytest.fixture
+def no_tf32():
+    """TF32 off for the test (restored after): GPU tests that compare float32
+    results use this one fixture, e.g. ``pytestmark =
+    pytest.mark.usefixtures('no_tf32')``. See ops_dcnv3.testing.tf32_disabled."""
+    with tf32_disabled():
+        yield

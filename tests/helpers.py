@@ -11,6 +11,9 @@ runs on machines that have torch alone.
 - :data:`requires_compiled`, :func:`compiled_state`, :func:`core_op_params`:
   the compiled op's availability (``compiled_op`` and ``perturb_offsets``
   come from ``ops_dcnv3.testing``, shared with the benchmarks).
+- :func:`tf32_disabled` (from ``ops_dcnv3.testing``): float32 matmuls and
+  convolutions in full precision on CUDA (the ``no_tf32`` fixture of
+  ``tests/conftest.py``).
 """
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple, Union
@@ -18,7 +21,7 @@ from typing import Any, Dict, List, Sequence, Tuple, Union
 import pytest
 import torch
 
-from ops_dcnv3.testing import compiled_op
+from ops_dcnv3.testing import compiled_op, tf32_disabled  # noqa: F401 (re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / 'tests' / 'data'

@@ -16,6 +16,20 @@
 # the kernel (setpriv --pdeathsig, util-linux), which stops its workers, and
 # each worker gets SIGTERM when torchrun exits (prctl PR_SET_PDEATHSIG, set by
 # projects.internimage.apis.build_runner), so nothing trains on as an orphan.
+#
+# A signal that is ignored when a non-interactive shell starts cannot be
+# trapped: `trap` below would silently do nothing. A job that a script starts
+# in the background (`dist_train.sh ... &`, no job control) inherits SIGINT
+# ignored; Ctrl-C then reached torchrun alone (it handles SIGINT itself),
+# which stopped the workers and exited 1, and so did this script. So this
+# script restarts itself once with SIGINT at its default action: Ctrl-C gives
+# 130 however it was started.
+if [ "$(trap -p INT)" = "trap -- '' SIGINT" ] && [ -z "${_RUN_TORCHRUN_SIGINT_RESET:-}" ]; then
+    export _RUN_TORCHRUN_SIGINT_RESET=1
+    exec python -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' bash "$0" "$@"
+fi
 
 PDEATHSIG=()
 if command -v setpriv >/dev/null 2>&1 && setpriv --pdeathsig TERM true 2>/dev/null; then

@@ -17,6 +17,7 @@ from ops_dcnv3.functions import DCNv3Function, dcnv3_core_pytorch
 from tests.helpers import DEVICES, rel_err
 
 pytestmark = [
+    pytest.mark.usefixtures('no_tf32'),  # float32 compared: no TF32 (docs/tf32.md)
     pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA GPU visible'),
     pytest.mark.skipif(not ops_dcnv3.compiled_with_cuda(),
                        reason='ops_dcnv3._C was built without CUDA kernels'),

@@ -1,6 +1,6 @@
 """Seeded fuzz: 300 random calls (valid, with special values, invalid) on
 which the compiled op and the pure-PyTorch path must agree; see
-``ops_dcnv3/testing.py``. ``benchmarks/fuzz_dcnv3.py`` runs the same cases in
+``ops_dcnv3/testing/__init__.py``. ``benchmarks/fuzz_dcnv3.py`` runs the same cases in
 their thousands."""
 import collections
 

@@ -9,6 +9,9 @@ from tests.helpers import (DEVICES, golden_files, load_golden, op_args, op_cores
 
 # Tolerances of golden/README.md: relative error of outputs and gradients.
 TOL = {torch.float64: 1e-5, torch.float32: 1e-4}
+# float32 on CUDA: the module's linear layers and depthwise convolution in
+# full float32 precision, not TF32 (docs/tf32.md).
+pytestmark = pytest.mark.usefixtures('no_tf32')
 
 
 CORES = op_cores()

@@ -6,6 +6,10 @@
 - :func:`perturb_offsets`: random weights for the (zero-initialised) offset
   and mask projections of every DCNv3 module of a model, so that sampling
   positions are fractional and masks not uniform, as in a trained model;
+- :func:`tf32_disabled`: float32 matmuls and convolutions in full precision
+  on CUDA (GPU comparisons of float32 results);
+- :mod:`.entry_fuzz`: the fuzz of every entry point reachable from Python,
+  each call isolated in a child process;
 - seeded random DCNv3 calls for fuzzing (:func:`make_case`,
   :func:`check_case`): the compiled op and the pure-PyTorch path must agree
   on every one of them, special values included, and refuse the same
@@ -22,8 +26,9 @@ invalid (a bool, float, zero, negative or 2**31 integer argument, a NaN or
 infinite offset_scale, a numpy array, None, a sparse or meta tensor, a wrong
 offset or mask shape, an empty image).
 """
+import contextlib
 import random
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -265,3 +270,54 @@ def check_case(case: Dict[str, Any], compiled: Callable, pytorch: Callable,
         if problem:
             return f'grad of {name}: {problem}'
     return None
+
+
+#: The float32 precision settings of the API of torch >= 2.9 (attribute
+#: paths under torch.backends); 'ieee' is full float32 precision.
+FP32_PRECISION_SETTINGS = ('cuda.matmul', 'cudnn.conv', 'cudnn.rnn')
+
+
+def _backend(path: str) -> Any:
+    obj = torch.backends
+    for name in path.split('.'):
+        obj = getattr(obj, name)
+    return obj
+
+
+@contextlib.contextmanager
+def tf32_disabled() -> Iterator[None]:
+    """float32 matmuls (cuBLAS) and convolutions (cuDNN) in full float32
+    precision, not TF32, inside the block; every setting is restored after.
+
+    cuDNN runs float32 convolutions in TF32 by default on Ampere and newer
+    GPUs (docs/tf32.md): float32 results then differ from float64 ones by
+    about 1e-3 instead of 1e-7. No effect on the CPU.
+
+    Uses the ``allow_tf32`` flags, which every torch version has and which
+    keep both APIs readable (torch >= 2.9 refuses to read
+    ``torch.backends.cudnn.allow_tf32`` once conv and RNN were set apart
+    through ``fp32_precision``); if they cannot be read because the caller
+    mixed the APIs, the ``fp32_precision`` settings are used instead.
+    """
+    try:
+        legacy = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                  torch.get_float32_matmul_precision())
+    except RuntimeError:  # the new API was used: stay with it
+        legacy = None
+    saved = ([] if legacy is not None else
+             [(path, _backend(path).fp32_precision) for path in FP32_PRECISION_SETTINGS])
+    try:
+        if legacy is not None:
+            torch.set_float32_matmul_precision('highest')
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        else:
+            for path, _ in saved:
+                _backend(path).fp32_precision = 'ieee'
+        yield
+    finally:
+        if legacy is not None:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = legacy[:2]
+            torch.set_float32_matmul_precision(legacy[2])
+        for path, value in reversed(saved):
+            _backend(path).fp32_precision = value
