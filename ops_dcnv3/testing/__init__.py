@@ -45,7 +45,7 @@ def compiled_op(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
             group, group_channels, offset_scale).
         im2col_step: The reference's batch chunk.
     """
-    from .functions import DCNv3Function
+    from ..functions import DCNv3Function
     return DCNv3Function.apply(input, offset, mask, *args, im2col_step)
 
 
@@ -59,7 +59,7 @@ def perturb_offsets(model: nn.Module, scale: float = 0.05, seed: int = 0) -> nn.
         seed: Generator seed (the modules are visited in ``model.modules()``
             order, each one's ``offset`` then ``mask`` parameters).
     """
-    from .modules import DCNv3, DCNv3_pytorch
+    from ..modules import DCNv3, DCNv3_pytorch
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():

@@ -53,11 +53,6 @@ REFUSALS = (TypeError, ValueError, RuntimeError, NotImplementedError, IndexError
 #: (rtol, atol) against the float64 pure-PyTorch path, per dtype.
 TOLERANCE = {torch.float64: (1e-9, 1e-11), torch.float32: (1e-4, 1e-5),
              torch.float16: (4e-3, 4e-3), torch.bfloat16: (3e-2, 3e-2)}
-#: Refusals with an exception type outside REFUSALS that are known and
-#: accepted for now, by (entry, mutation): the Python registration of the
-#: backward operator calls grad_output.to() before any check. (The C++
-#: registration of the operators, issue 17, refuses None in the dispatcher.)
-KNOWN_UNCLEAR_REFUSALS = {('op_backward', 'grad_output:none'): 'AttributeError'}
 SCALAR_NAMES = ('kernel_h', 'kernel_w', 'stride_h', 'stride_w', 'pad_h', 'pad_w',
                 'dilation_h', 'dilation_w', 'group', 'group_channels', 'offset_scale',
                 'im2col_step')
@@ -391,9 +386,7 @@ def check_outcome(case: Dict[str, Any], result: Any, error: Optional[BaseExcepti
     when the outcome fits the case."""
     if error is not None:
         name = type(error).__name__
-        known = any(KNOWN_UNCLEAR_REFUSALS.get((case['entry'], m)) == name
-                    for m in case['mutations'])
-        if not isinstance(error, REFUSALS) and not known:
+        if not isinstance(error, REFUSALS):
             return name, f'unexpected exception type {name}: {error}'
         if not str(error).strip():
             return name, f'{name} without a message'

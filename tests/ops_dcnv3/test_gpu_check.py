@@ -101,4 +101,4 @@ def test_crash_table_on_cpu(capsys):
     rows = capsys.readouterr().out.splitlines()[2:]
     assert crashed == 0
     assert rows[0] == '| good arguments | returns |'
-    assert rows[1].startswith('| stride 0 | raises ValueError: DCNv3: stride must be in')
+    assert rows[1].startswith('| stride 0 | raises ValueError: DCNv3: stride_h must be > 0')
