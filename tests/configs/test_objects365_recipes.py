@@ -63,7 +63,7 @@ def test_recipe(name, load):
     ckpt = cfg.default_hooks.checkpoint
     assert (ckpt.by_epoch, ckpt.interval, ckpt.max_keep_ckpts, ckpt.save_best) == (
         False, 200, 3, 'auto')
-    assert ckpt.backend_args == dict(backend='local_atomic')
+    assert ckpt.type == 'AtomicCheckpointHook'  # it picks the local_atomic backend
     assert cfg.log_processor.by_epoch is False
 
     train = cfg.train_dataloader.dataset.pipeline
