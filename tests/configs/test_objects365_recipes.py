@@ -77,7 +77,7 @@ def test_recipe(name, load):
     assert cfg.test_evaluator.metric == 'bbox'
 
     assert cfg.runner_type == 'StrictLoadRunner'
-    assert [h.type for h in cfg.custom_hooks] == ['RNGStateHook']
+    assert [h.type for h in cfg.custom_hooks] == ['RNGStateHook', 'DataCheckHook']
 
 
 def test_cb_multi_scale_test(load):
