@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Usage: tools/run_torchrun.sh [torch.distributed.run arguments]
 #
-# Runs `python -m torch.distributed.run ARGS` so that stopping this script
-# stops the whole job. torchrun starts each worker in a session of its own,
-# so Ctrl-C in the terminal (SIGINT to the foreground process group) and a
-# SIGTERM/SIGHUP to this script or its process group would not reach them:
-# they would train on. Here such a signal is trapped and forwarded as SIGTERM
-# to torchrun and to every worker's process group (the worker and its data
-# loader processes); whatever still runs after STOP_GRACE seconds (default
-# 10) gets SIGKILL. The exit status is then 128 + the signal number.
-# Otherwise the exit status is torchrun's. dist_train.sh and dist_test.sh
-# run through this script.
+# Runs `$PYTHON -m torch.distributed.run ARGS` (PYTHON: default python) so
+# that stopping this script stops the whole job. torchrun starts each worker
+# in a session of its own, so Ctrl-C in the terminal (SIGINT to the
+# foreground process group) and a SIGTERM/SIGHUP to this script or its
+# process group would not reach them: they would train on. Here such a
+# signal is trapped and forwarded as SIGTERM to torchrun and to every
+# worker's process group (the worker and its data loader processes);
+# whatever still runs after STOP_GRACE seconds (default 10) gets SIGKILL.
+# The exit status is then 128 + the signal number. Otherwise the exit status
+# is torchrun's. dist_train.sh and dist_test.sh run through this script.
 
-python -m torch.distributed.run "$@" &
+"${PYTHON:-python}" -m torch.distributed.run "$@" &
 TORCHRUN_PID=$!
 
 alive() {
