@@ -97,3 +97,35 @@ def test_script(model_checkpoint, tmp_path):
     # the command line's errors (in this process: the script is main())
     with pytest.raises(SystemExit, match="^error: .*no weights start with 'x.'"):
         main([str(src), str(dst), '--prefix', 'x.'])
+
+
+def test_shipped_demo_backbone():
+    """demo/pretrained/internimage_demo_backbone.pth, which both demo configs
+    start from: a small file, the sha256 its README states, written by
+    extract_backbone from the last iteration of the pre-training config; the
+    backbones of both demo configs, built with their init_cfg Pretrained,
+    get every one of its tensors."""
+    import hashlib
+
+    from projects.internimage.apis import load_config
+    folder = REPO_ROOT / 'demo' / 'pretrained'
+    path = folder / 'internimage_demo_backbone.pth'
+    assert path.stat().st_size < 4 * 2**20
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in (folder / 'README.md').read_text()
+    shipped = torch.load(path, weights_only=True)
+    pretrain = load_config(str(REPO_ROOT / 'configs' / 'demo' /
+                               'upernet_internimage_demo_pretrain.py'))
+    assert shipped['meta']['iter'] == pretrain.train_cfg.max_iters
+    assert shipped['meta']['prefix'] == 'backbone.'
+    for name in ('mask_rcnn_internimage_demo.py', 'upernet_internimage_demo.py'):
+        bb = load_config(str(REPO_ROOT / 'configs' / 'demo' / name)).model.backbone
+        assert bb.init_cfg.type == 'Pretrained'
+        assert bb.init_cfg.checkpoint.endswith('demo/pretrained/internimage_demo_backbone.pth')
+        assert bb.channels == SETTINGS['channels'] and list(bb.depths) == SETTINGS['depths']
+        torch.manual_seed(1)
+        backbone = InternImage(**{k: v for k, v in bb.items() if k != 'type'})
+        backbone.init_weights()
+        state = backbone.state_dict()
+        assert set(state) == set(shipped['state_dict']), name
+        for key, value in shipped['state_dict'].items():
+            assert torch.equal(state[key], value), (name, key)
