@@ -65,7 +65,7 @@ run() {
     if ! "$@" < /dev/null 2>&1 | tee "$log" | awk '
         /(Epoch|Iter)\(train\)/ {
             out = ""
-            if (match($0, /(Epoch|Iter)\(train\) *\[[ 0-9]+\](\[ *[0-9]+\/[0-9]+\])?/))
+            if (match($0, /(Epoch|Iter)\(train\) *\[[ 0-9\/]+\](\[ *[0-9]+\/[0-9]+\])?/))
                 out = substr($0, RSTART, RLENGTH)
             if (match($0, /eta: ([0-9]+ days?, )?[0-9:]+/))
                 out = out "  " substr($0, RSTART, RLENGTH)
