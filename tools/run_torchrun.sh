@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Usage: tools/run_torchrun.sh [torch.distributed.run arguments]
 #
-# Runs `python -m torch.distributed.run ARGS` so that stopping this script
-# stops the whole job. torchrun starts each worker in a session of its own,
+# Runs `$PYTHON -m torch.distributed.run ARGS` (PYTHON: default python) so
+# that stopping this script stops the whole job. torchrun starts each worker in a session of its own,
 # so Ctrl-C in the terminal (SIGINT to the foreground process group) and a
 # SIGTERM/SIGHUP to this script or its process group would not reach them:
 # they would train on. Here such a signal is trapped and forwarded as SIGTERM
@@ -26,7 +26,7 @@
 # 130 however it was started.
 if [ "$(trap -p INT)" = "trap -- '' SIGINT" ] && [ -z "${_RUN_TORCHRUN_SIGINT_RESET:-}" ]; then
     export _RUN_TORCHRUN_SIGINT_RESET=1
-    exec python -c 'import os, signal, sys
+    exec "${PYTHON:-python}" -c 'import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 os.execvp(sys.argv[1], sys.argv[1:])' bash "$0" "$@"
 fi
@@ -37,7 +37,7 @@ if command -v setpriv >/dev/null 2>&1 && setpriv --pdeathsig TERM true 2>/dev/nu
 fi
 # the workers check that torchrun's parent is still this script
 export INTERNIMAGE_LAUNCHER_PID=$$
-"${PDEATHSIG[@]}" python -m torch.distributed.run "$@" &
+"${PDEATHSIG[@]}" "${PYTHON:-python}" -m torch.distributed.run "$@" &
 TORCHRUN_PID=$!
 
 alive() {

@@ -125,7 +125,7 @@ def test_counter_sees_dcnv3_projections_and_rpn(load):
     """Stubbing the DCNv3 core must not hide the layers around it (offset,
     mask, dw conv) nor, for two-stage detectors, the RPN head; the box
     head runs on 1000 proposals, the mask head on 100."""
-    from projects.internimage.apis.flops import complexity
+    from projects.internimage.apis.flops import NUM_DUMMY_PROPOSALS, complexity
     cfg = load('mask_rcnn_internimage_demo.py')
     by_module = complexity(cfg, (64, 64))['by_module']
     c, g = cfg.model.backbone.channels, cfg.model.backbone.groups[0]
@@ -135,13 +135,16 @@ def test_counter_sees_dcnv3_projections_and_rpn(load):
     assert by_module[dcn + 'mask'] == pixels * c * g * 9
     assert by_module[dcn + 'dw_conv.0'] == pixels * c * 9
     assert by_module[dcn + 'input_proj'] == pixels * c * c
-    # RPN conv 3x3 256->256 on the P2..P6 maps of a 64x64 input
+    # RPN conv 3x3 on the P2..P6 maps of a 64x64 input (the demo's neck
+    # width: 64 channels; box head: fully connected layers of 256)
+    neck, fc = cfg.model.neck.out_channels, cfg.model.roi_head.bbox_head.fc_out_channels
+    assert (neck, fc) == (64, 256)
     assert by_module['model.rpn_head.rpn_conv'] == sum(
-        s * s for s in (16, 8, 4, 2, 1)) * 256 * 256 * 9
+        s * s for s in (16, 8, 4, 2, 1)) * neck * neck * 9
     assert by_module['model.roi_head.bbox_head.shared_fcs.0'] == (
-        1000 * 256 * 7 * 7 * 1024)
+        NUM_DUMMY_PROPOSALS * neck * 7 * 7 * fc)
     assert by_module['model.roi_head.mask_head.convs.0'] == (
-        100 * 14 * 14 * 256 * 256 * 9)
+        100 * 14 * 14 * neck * neck * 9)
 
 
 @pytest.mark.skipif(

@@ -13,7 +13,7 @@ pytest.importorskip('onnxscript')
 
 DEMO = REPO_ROOT / 'configs' / 'demo'
 
-#: A narrower decode head than the demo's (512 channels): a small file.
+#: A narrower decode head than the demo's (64 channels): a small file.
 OPTIONS = {'model.decode_head.channels': 32, 'model.auxiliary_head.channels': 16}
 
 #: max|onnxruntime - PyTorch| / max|PyTorch| for the whole float32 model.

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from projects.internimage.apis.synthetic_data import CLASSES, SEG_CLASSES, generate
@@ -60,3 +61,52 @@ def test_ade_layout(synthetic_data):
             # 1 = background, 2.. = shapes (0, "other", is not used)
             assert set(np.unique(label)) <= set(range(1, len(SEG_CLASSES) + 1))
             assert (label > 1).any()
+
+
+def _hue(rgb: np.ndarray) -> float:
+    """The hue in [0, 1) of one RGB colour."""
+    import colorsys
+    return colorsys.rgb_to_hsv(*(rgb / 255.0))[0]
+
+
+def test_scenes_are_few_large_separated_and_coloured_by_class():
+    """What makes the demo's data learnable in minutes: at most max_shapes
+    shapes, each SHAPE_SIZE of the image side wide, boxes SHAPE_GAP apart,
+    every kind in its own colour (hue within HUE_JITTER of HUES, read back
+    from the pixels), on a background of other colours."""
+    from projects.internimage.apis.synthetic_data import (HUE_JITTER, HUES, SHAPE_GAP,
+                                                          SHAPE_SIZE, make_scene)
+    rng = np.random.RandomState(0)
+    side, counts, kinds = 128, [], set()
+    for _ in range(40):
+        img, shapes = make_scene(rng, side, side, max_shapes=3)
+        counts.append(len(shapes))
+        boxes = []
+        for s in shapes:
+            kinds.add(s['kind'])
+            lo, hi = s['poly'].min(0), s['poly'].max(0)
+            # the width of the widest part: the shape's size (a triangle's
+            # side is sqrt(3)/2 of it, a rotated one at least that)
+            assert SHAPE_SIZE[0] * side * 0.85 <= (hi - lo).max() <= SHAPE_SIZE[1] * side * 1.45
+            mean = img[s['mask']].astype(float).mean(0)
+            diff = (_hue(mean) - HUES[s['kind']] + 0.5) % 1.0 - 0.5
+            assert abs(diff) <= HUE_JITTER + 0.02, (s['kind'], _hue(mean))
+            boxes.append((*lo, *hi))
+        for i, a in enumerate(boxes):
+            for b in boxes[:i]:
+                gap = max(b[0] - a[2], a[0] - b[2], b[1] - a[3], a[1] - b[3])
+                assert gap >= SHAPE_GAP * side - 1e-6
+    assert kinds == set(CLASSES)
+    assert 1 <= min(counts) and max(counts) == 3
+
+
+def test_one_layout_only_and_bad_arguments(tmp_path):
+    generate(str(tmp_path / 'ade_only'), coco_num=(0, 0), ade_num=(2, 1), size=64)
+    assert not (tmp_path / 'ade_only' / 'coco').exists()
+    assert len(list((tmp_path / 'ade_only').rglob('*.png'))) == 3
+    for kwargs, match in ((dict(coco_num=(-1, 2)), r'coco_num must be two image counts >= 0'),
+                          (dict(ade_num=(1,)), r'ade_num must be two image counts'),
+                          (dict(size=16), 'size must be at least 32'),
+                          (dict(max_shapes=0), 'max_shapes must be at least 1')):
+        with pytest.raises(ValueError, match=match):
+            generate(str(tmp_path / 'bad'), **kwargs)

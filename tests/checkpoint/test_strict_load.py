@@ -118,7 +118,7 @@ def test_mismatch_report_names_shapes_and_counts():
 def test_tools_test_refuses_a_wrong_checkpoint(tmp_path, synthetic_data):
     """``tools/test.py CONFIG CKPT`` (its body) with the strict runner
     selected: the tiny golden Mask R-CNN (80 classes, 32-wide FPN) is not the
-    demo model."""
+    demo model (64-wide FPN)."""
     from projects.internimage.apis import config_for_testing, run_testing
     root = str(synthetic_data / 'coco') + '/'
     ann = root + 'annotations/instances_val2017.json'
@@ -128,7 +128,7 @@ def test_tools_test_refuses_a_wrong_checkpoint(tmp_path, synthetic_data):
         cfg_options={'runner_type': 'StrictLoadRunner',
                      'test_dataloader.dataset.data_root': root, 'test_evaluator.ann_file': ann})
     with pytest.raises(ValueError, match=r'neck\.lateral_convs\.0\.conv\.weight: checkpoint '
-                       r'\(32, 16, 1, 1\) vs model \(256, 16, 1, 1\)'):
+                       r'\(32, 16, 1, 1\) vs model \(64, 16, 1, 1\)'):
         run_testing(cfg)
 
 

@@ -14,6 +14,7 @@ Models are built on the meta device: no memory, no initialisation.
 import copy
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, List
@@ -73,6 +74,10 @@ def config_pin(cfg) -> Dict[str, Any]:
     from mmengine.registry import MODELS
     cfg = copy.deepcopy(cfg)
     checkpoint = (cfg.model.backbone.get('init_cfg') or {}).get('checkpoint')
+    if checkpoint and '://' not in checkpoint and os.path.isabs(checkpoint):
+        # a file of the repository (a {{ fileDirname }} path, as the demo's):
+        # pinned relative to its root, so that the pin holds in every clone
+        checkpoint = Path(os.path.relpath(os.path.normpath(checkpoint), REPO_ROOT)).as_posix()
     cfg.model.backbone.init_cfg = None
     with torch.device('meta'):
         model = MODELS.build(cfg.model)

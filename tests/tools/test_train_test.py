@@ -110,7 +110,7 @@ def test_dist_train_two_cpu_processes(tmp_path, synthetic_data):
     work = tmp_path / 'det'
     env_port = free_port()
     out = run([
-        'bash', '-c', f'PORT={env_port} "$0" "$@"',
+        'bash', '-c', f'PORT={env_port} PYTHON={sys.executable} "$0" "$@"',
         str(REPO_ROOT / 'tools' / 'dist_train.sh'), cfg, '2', '--work-dir',
         str(work), '--cfg-options', 'train_cfg.max_epochs=2',
         'train_cfg.val_interval=10', *data

@@ -27,10 +27,16 @@ from PIL import Image
 
 CLASSES: Tuple[str, ...] = ('circle', 'rectangle', 'triangle', 'cross')
 SEG_CLASSES: Tuple[str, ...] = ('background', ) + CLASSES
-#: each shape kind has its own hue (jittered), so that a small model
-#: trained for minutes can tell the kinds apart
+#: each shape kind has its own hue (red, green, blue, yellow), jittered by
+#: at most HUE_JITTER, so that a small model trained for minutes can tell the
+#: kinds apart; the shapes themselves still decide the boxes and masks
 HUES: Dict[str, float] = dict(circle=0., rectangle=0.33, triangle=0.62,
-                              cross=0.14)
+                              cross=0.15)
+HUE_JITTER = 0.03
+#: shape widths, as fractions of the image side
+SHAPE_SIZE = (0.3, 0.5)
+#: the least gap between two shapes' boxes, as a fraction of the image side
+SHAPE_GAP = 0.04
 
 
 def _rotate(points: np.ndarray, angle: float) -> np.ndarray:
@@ -104,12 +110,15 @@ def background(rng: np.random.RandomState, h: int, w: int) -> np.ndarray:
 
 def make_scene(rng: np.random.RandomState, h: int, w: int,
                max_shapes: int) -> Tuple[np.ndarray, List[Dict]]:
-    """Draw up to ``max_shapes`` non-overlapping shapes on a background."""
+    """Draw up to ``max_shapes`` shapes on a background: widths
+    :data:`SHAPE_SIZE` of the image side, boxes at least :data:`SHAPE_GAP`
+    apart."""
     img = background(rng, h, w)
     shapes: List[Dict] = []
     boxes: List[Tuple[float, float, float, float]] = []
     n = rng.randint(1, max_shapes + 1)
-    lo, hi = 0.2 * min(h, w), 0.45 * min(h, w)
+    lo, hi = (f * min(h, w) for f in SHAPE_SIZE)
+    gap = SHAPE_GAP * min(h, w)
     for _ in range(50):
         if len(shapes) == n:
             break
@@ -120,15 +129,16 @@ def make_scene(rng: np.random.RandomState, h: int, w: int,
         poly = shape_polygon(kind, cx, cy, size, rng.uniform(0, 2 * np.pi))
         x_min, y_min = poly.min(0)
         x_max, y_max = poly.max(0)
-        box = (x_min - 2, y_min - 2, x_max + 2, y_max + 2)
+        box = (x_min - gap / 2, y_min - gap / 2, x_max + gap / 2,
+               y_max + gap / 2)
         if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3]
                and b[1] < box[3] for b in boxes):
             continue
         mask = rasterize(poly, h, w)
         if mask.sum() < 16:
             continue
-        hue = (HUES[kind] + rng.uniform(-0.05, 0.05)) % 1.0
-        colour = hsv_to_rgb(hue, rng.uniform(0.6, 1.0), rng.uniform(0.6, 1.0))
+        hue = (HUES[kind] + rng.uniform(-HUE_JITTER, HUE_JITTER)) % 1.0
+        colour = hsv_to_rgb(hue, rng.uniform(0.7, 1.0), rng.uniform(0.7, 1.0))
         img[mask] = colour + rng.normal(0, 4, size=(int(mask.sum()), 3))
         boxes.append(box)
         shapes.append(dict(kind=kind, poly=poly, mask=mask))
@@ -193,20 +203,40 @@ def write_ade(root: str, split: str, num: int, seed: int, size: int,
 
 def generate(out: str, coco_num: Sequence[int] = (200, 50),
              ade_num: Sequence[int] = (200, 50), size: int = 128,
-             max_shapes: int = 4, seed: int = 0) -> None:
+             max_shapes: int = 3, seed: int = 0) -> None:
     """Generate both datasets under ``out``.
+
+    Each split has its own seed (COCO train/val: ``seed``, ``seed + 1``;
+    ADE20K training/validation: ``seed + 100``, ``seed + 101``): the splits
+    of two data sets whose seeds differ by more than 101 are drawn from
+    different seeds.
 
     Args:
         out: The output folder.
-        coco_num: (train, val) image counts of the COCO-format set.
-        ade_num: (train, val) image counts of the ADE20K-layout set.
+        coco_num: (train, val) image counts of the COCO-format set; (0, 0)
+            writes no COCO-format set.
+        ade_num: (train, val) image counts of the ADE20K-layout set; (0, 0)
+            writes no ADE20K-layout set.
         size: The image side in pixels.
         max_shapes: The most shapes an image holds.
         seed: The seed of the first split (the others follow from it).
+
+    Raises:
+        ValueError: A negative image count, a size under 32 or
+            ``max_shapes`` under 1.
     """
+    for name, value in (('coco_num', coco_num), ('ade_num', ade_num)):
+        if len(value) != 2 or min(value) < 0:
+            raise ValueError(f'{name} must be two image counts >= 0, got {list(value)}')
+    if size < 32:
+        raise ValueError(f'size must be at least 32 pixels, got {size}')
+    if max_shapes < 1:
+        raise ValueError(f'max_shapes must be at least 1, got {max_shapes}')
     coco_root = osp.join(out, 'coco')
     ade_root = osp.join(out, 'ade', 'ADEChallengeData2016')
-    for k, (split, n) in enumerate(zip(('train', 'val'), coco_num)):
-        write_coco(coco_root, split, n, seed + k, size, max_shapes)
-    for k, (split, n) in enumerate(zip(('training', 'validation'), ade_num)):
-        write_ade(ade_root, split, n, seed + 100 + k, size, max_shapes)
+    if any(coco_num):
+        for k, (split, n) in enumerate(zip(('train', 'val'), coco_num)):
+            write_coco(coco_root, split, n, seed + k, size, max_shapes)
+    if any(ade_num):
+        for k, (split, n) in enumerate(zip(('training', 'validation'), ade_num)):
+            write_ade(ade_root, split, n, seed + 100 + k, size, max_shapes)
