@@ -17,6 +17,9 @@ import torch
 #: Upper bound (exclusive) of every integer argument: the kernels take them
 #: as 32-bit values and compute the geometry from them in 64 bits.
 INT_LIMIT = 2 ** 31
+#: The largest float32 (``torch.finfo(torch.float32).max``): the bound of
+#: ``offset_scale``, which the float32 and float16 kernels hold as a float.
+FLOAT32_MAX = 3.4028234663852886e+38
 
 TENSOR_NAMES = ('input', 'offset', 'mask')
 
@@ -54,13 +57,17 @@ def _positive_int(name: str, value: Any, allow_zero: bool = False) -> int:
 
 def check_offset_scale(offset_scale: Any) -> float:
     """``offset_scale`` as a finite float; TypeError for bools and
-    non-numbers, ValueError for NaN and infinities."""
+    non-numbers, ValueError for NaN, infinities and magnitudes beyond
+    float32's range."""
     if isinstance(offset_scale, bool) or not isinstance(offset_scale, numbers.Real):
         raise TypeError('DCNv3: offset_scale must be a float, got '
                         f'{type(offset_scale).__name__}')
     value = float(offset_scale)
     if not math.isfinite(value):
         raise ValueError(f'DCNv3: offset_scale must be finite, got {value}')
+    if abs(value) > FLOAT32_MAX:  # infinite in the float32/16 kernels
+        raise ValueError("DCNv3: offset_scale must be within float32's range "
+                         f'(|offset_scale| <= {FLOAT32_MAX!r})')
     return value
 
 
@@ -93,7 +100,7 @@ def check_args(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
         kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w,
             group, group_channels: ints in ``[1, 2**31)``.
         pad_h, pad_w: ints in ``[0, 2**31)``.
-        offset_scale: a finite float.
+        offset_scale: a finite float within float32's range.
         same_dtype: also require one dtype for the three tensors.
         allow_meta: accept meta tensors (shape inference only), when all
             three are.

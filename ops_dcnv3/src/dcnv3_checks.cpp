@@ -123,6 +123,11 @@ Geometry check_args(const at::Tensor& input, const at::Tensor& offset,
   TORCH_CHECK_VALUE(std::isfinite(offset_scale),
                     "DCNv3: offset_scale must be finite, got ",
                     py_nonfinite(offset_scale));
+  // The float32/16 kernels compute in float: a larger scale is infinite
+  // there, and 0 * inf makes the offset gradient NaN.
+  TORCH_CHECK_VALUE(std::fabs(offset_scale) <= std::numeric_limits<float>::max(),
+                    "DCNv3: offset_scale must be within float32's range "
+                    "(|offset_scale| <= 3.4028234663852886e+38)");
   g.offset_scale = offset_scale;
 
   g.N = input.size(0);

@@ -71,9 +71,9 @@ def _bad(what):
         args[6] = 2 ** 40
     elif what == 'beyond_int64':
         args[7] = 2 ** 64
-    elif what in ('nan_scale', 'inf_scale', 'neg_inf_scale'):
+    elif what in ('nan_scale', 'inf_scale', 'neg_inf_scale', 'huge_scale'):
         args[10] = {'nan_scale': float('nan'), 'inf_scale': float('inf'),
-                    'neg_inf_scale': float('-inf')}[what]
+                    'neg_inf_scale': float('-inf'), 'huge_scale': -1e308}[what]
     elif what == 'bool_scale':
         args[10] = True
     elif what == 'string_scale':
@@ -121,6 +121,9 @@ CASES = {
     'nan_scale': (ValueError, r'offset_scale must be finite, got nan'),
     'inf_scale': (ValueError, r'offset_scale must be finite, got inf'),
     'neg_inf_scale': (ValueError, r'offset_scale must be finite, got -inf'),
+    # finite as a double, infinite as the float the float32 kernels use
+    'huge_scale': (ValueError, r"offset_scale must be within float32's range "
+                               r'\(\|offset_scale\| <= 3\.4028234663852886e\+38\)'),
     'bool_scale': (TypeError, r'offset_scale must be a float, got bool'),
     'string_scale': (TypeError, r'offset_scale must be a float, got str'),
     'zero_height': (ValueError, r'input has an empty image \(0x3'),
