@@ -17,9 +17,10 @@ The patches and why they exist:
    Both schemes are re-registered, through mmengine's own
    ``CheckpointLoader.register_scheme``, with
    :func:`~.checkpoint.reader.load_checkpoint_file`: CRC-checked, weights
-   only first (mmengine's meta types allowed), the full unpickler only for
-   files that need it (one warning naming the file), NaN/inf weights
-   refused, reference layouts converted (:mod:`.checkpoint.converters`).
+   only with an allowlist of the types real checkpoints hold (any other file
+   refused with an ``UnsafeCheckpointError`` unless trusted through
+   ``INTERNIMAGE_TRUSTED_CHECKPOINTS`` or ``trusted_checkpoints``), NaN/inf
+   weights refused, reference layouts converted (:mod:`.checkpoint.converters`).
 2. **Package helpers without pkg_resources.** mmengine resolves
    ``mmdet::``/``mmseg::`` bases with ``pkg_resources``, which setuptools 81
    deprecates (a ``pkg_resources is deprecated`` warning on every lookup,

@@ -46,7 +46,7 @@ def dist_train(config: str, gpus: int, work_dir: str, options: List[str], resume
         cmd.append('--resume')
     if options:
         cmd += ['--cfg-options'] + options
-    env = dict(os.environ, PORT=str(port))
+    env = dict(os.environ, PORT=str(port), PYTHON=sys.executable)
     with open(osp.join(osp.dirname(work_dir), osp.basename(work_dir) + '.log'), 'a') as log:
         subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                        check=True)

@@ -7,7 +7,7 @@ from ops_dcnv3.modules import DCNv3, DCNv3_pytorch
 from tests.helpers import (DEVICES, golden_files, load_golden, op_args, op_cores, rel_err,
                            requires_compiled)
 
-# Tolerances of golden/README.md: relative error of outputs and gradients.
+# Tolerances of tests/data/golden/README.md: relative error of outputs and gradients.
 TOL = {torch.float64: 1e-5, torch.float32: 1e-4}
 # float32 on CUDA: the module's linear layers and depthwise convolution in
 # full float32 precision, not TF32 (docs/tf32.md).

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, List
@@ -70,7 +71,7 @@ def sigint_at_start(how: str) -> Callable[[], None]:
                                  'sigkill_to_launcher', 'sigkill_to_torchrun'])
 def test_stopping_the_launcher_stops_every_worker(tmp_path, how):
     log = open(tmp_path / 'launcher.log', 'w')
-    env = dict(os.environ, PORT=str(free_port()), STOP_GRACE='5')
+    env = dict(os.environ, PORT=str(free_port()), STOP_GRACE='5', PYTHON=sys.executable)
     launcher = subprocess.Popen(
         ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(tmp_path / 'work'),
          '--cfg-options', 'train_cfg.max_epochs=100000'],

@@ -5,7 +5,7 @@ Example (how ``demo/pretrained/internimage_demo_backbone.pth`` is made; see
 ``demo/pretrained/README.md``)::
 
     python tools/model_converters/extract_backbone.py \\
-        work_dirs/demo_pretrain/iter_2000.pth \\
+        work_dirs/demo_pretrain/iter_1000.pth \\
         demo/pretrained/internimage_demo_backbone.pth
 
 The file is read by the project's safe checkpoint reader (CRC and NaN/inf
