@@ -50,16 +50,10 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from ops_dcnv3.testing import perturb_offsets, tf32_disabled
+from ops_dcnv3.testing import perturb_offsets, rel_err, tf32_disabled
 
 #: The golden cases of the test suite (tests/data/golden/README.md).
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / 'tests' / 'data' / 'golden'
-
-
-def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    """‖out − ref‖ / ‖ref‖, computed in float64 on the CPU."""
-    out, ref = out.detach().double().cpu(), ref.detach().double().cpu()
-    return ((out - ref).norm() / ref.norm().clamp_min(1e-300)).item()
 
 #: Mantissa bits float32 has and TF32 keeps.
 FP32_MANTISSA, TF32_MANTISSA = 23, 10

@@ -7,7 +7,7 @@ runs on machines that have torch alone.
   the golden data live in the repository (``tests/data/golden``).
 - :func:`golden_files` / :func:`load_golden`: the golden-data loader.
 - :func:`random_case`: the op case maker.
-- :func:`rel_err`: the relative-error helper.
+- :func:`rel_err` (from ``ops_dcnv3.testing``): the relative-error helper.
 - :data:`requires_compiled`, :func:`compiled_state`, :func:`core_op_params`:
   the compiled op's availability (``compiled_op`` and ``perturb_offsets``
   come from ``ops_dcnv3.testing``, shared with the benchmarks).
@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Sequence, Tuple, Union
 import pytest
 import torch
 
-from ops_dcnv3.testing import compiled_op, tf32_disabled  # noqa: F401 (re-exported)
+from ops_dcnv3.testing import compiled_op, rel_err, tf32_disabled  # noqa: F401 (re-exported)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO_ROOT / 'tests' / 'data'
@@ -61,12 +61,6 @@ def load_golden(path: Union[str, Path], directory: Path = GOLDEN_DIR) -> Dict[st
 def op_args(case: Dict[str, Any]) -> list:
     """The scalar op arguments of an ``op_*`` golden case, in call order."""
     return [case['args'][k] for k in OP_ARG_NAMES]
-
-
-def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    """‖out − ref‖ / ‖ref‖, computed in float64 on the CPU."""
-    out, ref = out.detach().double().cpu(), ref.detach().double().cpu()
-    return ((out - ref).norm() / ref.norm().clamp_min(1e-300)).item()
 
 
 def max_rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:

@@ -6,6 +6,7 @@
 - :func:`perturb_offsets`: random weights for the (zero-initialised) offset
   and mask projections of every DCNv3 module of a model, so that sampling
   positions are fractional and masks not uniform, as in a trained model;
+- :func:`rel_err`: ‖out − ref‖ / ‖ref‖ in float64;
 - :func:`tf32_disabled`: float32 matmuls and convolutions in full precision
   on CUDA (GPU comparisons of float32 results);
 - :mod:`.entry_fuzz`: the fuzz of every entry point reachable from Python,
@@ -47,6 +48,12 @@ def compiled_op(input: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor,
     """
     from ..functions import DCNv3Function
     return DCNv3Function.apply(input, offset, mask, *args, im2col_step)
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """‖out − ref‖ / ‖ref‖, computed in float64 on the CPU."""
+    out, ref = out.detach().double().cpu(), ref.detach().double().cpu()
+    return ((out - ref).norm() / ref.norm().clamp_min(1e-300)).item()
 
 
 def perturb_offsets(model: nn.Module, scale: float = 0.05, seed: int = 0) -> nn.Module:
